@@ -1,0 +1,208 @@
+"""The training engine: train one set under one protocol at each LR of a grid, one seed.
+
+One call trains a *group* of runs that share a set, a protocol and a seed and differ
+only in LR. Every run of the group starts from the same initial weights and sees the
+same batch order and augmentation draws (all from seed-derived generators), so the
+LRs are compared on equal terms; runs of other sets in the same round share them too.
+
+Tiny sets live wholly on the device: no DataLoader, whole-tensor indexing, and no
+host synchronisation inside an epoch (the loss is accumulated on the device).
+
+Selection (`select`):
+- `best`  (reference): each run reports its best test accuracy over the evaluated
+  epochs; the LR with the highest such accuracy wins.
+- `final` (DC-BENCH/MTT): each run reports its last epoch; LR by that accuracy.
+- `val`: epoch and LR are chosen on a held-out split of the real train set; the test
+  accuracy at that point is reported, so the test set is never used to choose.
+Ties go to the earlier epoch and to the earlier LR of the grid (the reference's
+strict `>`). Unlike the reference, the final epoch is always evaluated, so no epochs
+are wasted when `epochs` is not a multiple of `test_interval`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ddrank_steps.augment import build_augmentation
+from ddrank_steps.models import build_model
+from ddrank_steps.optim import make_optimizer, make_scheduler
+from ddrank_steps.seeding import derive_seed
+
+log = logging.getLogger("ddrank.engine")
+SELECT_RULES = ("best", "final", "val")
+
+
+@dataclass
+class Split:
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass
+class RunResult:
+    lr: float
+    curve: list[dict] = field(default_factory=list)  # {"epoch", "test", "val", "train_loss"}
+    selected_epoch: int = 0
+    acc: float = 0.0  # test accuracy (fraction) at the selected epoch
+    val_acc: float | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 1000) -> float:
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
+    for start in range(0, len(split.labels), batch_size):
+        out = model(split.images[start : start + batch_size])
+        correct += (out.argmax(1) == split.labels[start : start + batch_size]).sum()
+    model.train()
+    return correct.item() / len(split.labels)
+
+
+def _loss(out: torch.Tensor, labels: torch.Tensor, mix) -> torch.Tensor:
+    if mix is None:
+        return F.cross_entropy(out, labels)
+    return mix.lam * F.cross_entropy(out, labels) + (1 - mix.lam) * F.cross_entropy(
+        out, labels[mix.perm]
+    )
+
+
+def _select_point(curve: list[dict], rule: str) -> dict:
+    if rule == "final":
+        return curve[-1]
+    key = "val" if rule == "val" else "test"
+    best = curve[0]
+    for point in curve[1:]:
+        if point[key] > best[key]:  # strict: ties keep the earlier epoch
+            best = point
+    return best
+
+
+def eval_epochs(epochs: int, interval: int) -> set[int]:
+    return {e for e in range(1, epochs + 1) if e % interval == 0} | {epochs}
+
+
+def train_one(
+    protocol: dict,
+    lr: float,
+    seed: int,
+    train: Split,
+    test: Split,
+    val: Split | None,
+    shape: tuple[int, int, int],
+    num_classes: int,
+    progress: tqdm | None = None,
+) -> RunResult:
+    device = train.images.device
+    start_time = time.perf_counter()
+    torch.manual_seed(derive_seed("init", seed))
+    channels, height, width = shape
+    model = build_model(
+        protocol["model"], num_classes, channels, (height, width), protocol.get("model_options")
+    ).to(device)
+    optimizer = make_optimizer(protocol, model.parameters(), lr)
+    scheduler = make_scheduler(protocol, optimizer)
+    augment = build_augmentation(protocol.get("augmentation"), protocol.get("aug_params"))
+    order_gen = torch.Generator().manual_seed(derive_seed("order", seed))
+    aug_gen = torch.Generator(device=device).manual_seed(derive_seed("augment", seed))
+
+    n = len(train.labels)
+    batch = protocol["batch_size"]
+    checkpoints = eval_epochs(protocol["epochs"], protocol["test_interval"])
+    result = RunResult(lr=lr)
+    loss_sum = torch.zeros((), device=device)
+    steps = 0
+    model.train()
+    for epoch in range(1, protocol["epochs"] + 1):
+        order = torch.randperm(n, generator=order_gen).to(device)
+        for start in range(0, n, batch):
+            idx = order[start : start + batch]
+            images, labels = train.images[idx], train.labels[idx]
+            mix = None
+            if augment is not None:
+                images, mix = augment(images, aug_gen)
+            loss = _loss(model(images), labels, mix)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            steps += 1
+        scheduler.step()
+        if epoch in checkpoints:
+            point = {
+                "epoch": epoch,
+                "test": evaluate(model, test),
+                "val": evaluate(model, val) if val is not None else None,
+                "train_loss": loss_sum.item() / max(steps, 1),
+            }
+            if point["train_loss"] != point["train_loss"]:  # NaN: diverged at this LR
+                point["train_loss"] = None
+            result.curve.append(point)
+            loss_sum.zero_()
+            steps = 0
+        if progress is not None:
+            progress.update(1)
+    chosen = _select_point(result.curve, protocol["select"])
+    result.selected_epoch = chosen["epoch"]
+    result.acc = chosen["test"]
+    result.val_acc = chosen["val"]
+    result.seconds = time.perf_counter() - start_time
+    return result
+
+
+def select_lr(results: list[RunResult], rule: str) -> int:
+    """Index of the winning LR: strict `>` so ties go to the earlier LR of the grid."""
+
+    def score(r: RunResult) -> float:
+        return r.val_acc if rule == "val" else r.acc
+
+    best = 0
+    for i in range(1, len(results)):
+        if score(results[i]) > score(results[best]):
+            best = i
+    return best
+
+
+def train_group(
+    protocol: dict,
+    lrs: list[float],
+    seed: int,
+    train: Split,
+    test: Split,
+    val: Split | None,
+    shape: tuple[int, int, int],
+    num_classes: int,
+    show_progress: bool = True,
+) -> tuple[list[RunResult], int]:
+    if protocol["select"] == "val" and val is None:
+        raise ValueError("select: val needs a validation split (dataset val_fraction > 0)")
+    total = len(lrs) * protocol["epochs"]
+    with tqdm(total=total, desc="train", unit="epoch", disable=not show_progress) as bar:
+        results = []
+        for lr in lrs:
+            bar.set_postfix(lr=lr)
+            result = train_one(protocol, lr, seed, train, test, val, shape, num_classes, bar)
+            log.info(
+                "lr %g: acc %.4f at epoch %d (%.1fs)",
+                lr,
+                result.acc,
+                result.selected_epoch,
+                result.seconds,
+            )
+            results.append(result)
+    return results, select_lr(results, protocol["select"])

@@ -1,0 +1,82 @@
+"""Stage leaderboard: one row per method, every metric's score and terms, as CSV and HTML.
+
+Column names are `{metric}_{quantity}_{mean|std}`: e.g. `lrs_hard_lrs_mean` (in
+[0, 100]), `lrs_hard_hlr_mean`, `lrs_hard_ior_mean` and the term accuracies such as
+`lrs_hard_rdm-any_acc_mean` (fractions). Rows are ranked by the first metric's score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+
+import pandas as pd
+
+from ddrank_steps import cli
+from ddrank_steps.io import atomic_path, read_json, write_text
+
+log = logging.getLogger("ddrank.leaderboard")
+MAIN_SCORE = {"lrs_hard": "lrs"}
+
+
+def rows(score_files: list[str]) -> pd.DataFrame:
+    by_method: dict[str, dict] = {}
+    for path in score_files:
+        s = read_json(path)
+        row = by_method.setdefault(
+            s["method"], {"method": s["method"], "dataset": s["dataset"], "ipc": s["ipc"]}
+        )
+        metric = s["metric"]
+        summary = s["summary"]
+        for quantity in ("lrs", "hlr", "ior"):
+            if quantity in summary:
+                row[f"{metric}_{quantity}_mean"] = summary[quantity]["mean"]
+                row[f"{metric}_{quantity}_std"] = summary[quantity]["std"]
+        for term, stats in summary["terms"].items():
+            row[f"{metric}_{term}_acc_mean"] = stats["mean"]
+            row[f"{metric}_{term}_acc_std"] = stats["std"]
+        syn_lrs = [r["terms"]["syn-any"]["lr"] for r in s["rounds"] if "syn-any" in r["terms"]]
+        row[f"{metric}_syn_lr"] = ";".join(f"{lr:g}" for lr in syn_lrs)
+        row[f"{metric}_protocol"] = s["protocol_name"]
+        row[f"{metric}_weight"] = s["weight"]
+        row[f"{metric}_select"] = s["protocols"]["syn"]["select"]
+        row[f"{metric}_rounds"] = len(s["rounds"])
+        row[f"{metric}_seeds"] = ";".join(str(x) for x in s["seeds"])
+    table = pd.DataFrame(list(by_method.values()))
+    sort_cols = [f"{m}_{q}_mean" for m, q in MAIN_SCORE.items() if f"{m}_{q}_mean" in table]
+    if sort_cols:
+        table = table.sort_values(sort_cols, ascending=False, kind="stable")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table
+
+
+def report_html(table: pd.DataFrame) -> str:
+    body = table.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>ddrank leaderboard</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:4px 8px;text-align:right}</style>"
+        "</head><body><h1>ddrank leaderboard</h1>"
+        f"<p>{html.escape('LRS/ARS in [0, 100]; accuracies, HLR and IOR as fractions.')}</p>"
+        f"{body}</body></html>\n"
+    )
+
+
+def main(args: argparse.Namespace) -> None:
+    table = rows(args.scores)
+    with atomic_path(args.csv) as tmp:
+        table.to_csv(tmp, index=False)
+    write_text(args.html, report_html(table))
+    log.info("leaderboard of %d methods -> %s", len(table), args.csv)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--csv", required=True)
+    p.add_argument("--html", required=True)
+    p.add_argument("scores", nargs="+")
+    return p
+
+
+if __name__ == "__main__":
+    cli.run(main, parser())

@@ -1,0 +1,234 @@
+"""Stage syn_set: read a method's distilled set, check it, and store it as a set file.
+
+Everything that can be wrong with a user's files is caught here, before any
+training, with one error naming the file, the field and what was expected.
+
+Accepted inputs (this stage; image folders come with the dataset-format work):
+- `images`: a `.pt` holding a float tensor (N, C, H, W) in the dataset's normalised
+  space, or a uint8 tensor of 0-255 pixels (normalised here), or a dict with
+  `images` (and optionally `labels`, `lr`);
+- `labels`: absent (class-sorted hard labels, as the reference assumes), a `.pt`
+  holding hard labels (N,) or soft labels (N, num_classes);
+- `lr`: a number, or a `.pt` / `.txt` file holding one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+
+import torch
+
+from ddrank_steps import cli
+from ddrank_steps.data import DatasetMeta
+from ddrank_steps.errors import InputError
+from ddrank_steps.io import save_torch
+
+log = logging.getLogger("ddrank.syn_set")
+
+
+def _load_pt(path: str, field: str):
+    if not Path(path).is_file():
+        raise InputError(path, field, "file not found", "check the method's path in the config")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable file is the same user-facing problem
+        raise InputError(
+            path, field, f"cannot be read by torch.load ({exc})", "save it with torch.save"
+        ) from None
+
+
+def read_images(path: str, meta: DatasetMeta):
+    """Normalised float images, plus labels/lr when the file is a dict."""
+    blob = _load_pt(path, "images")
+    labels = lr = None
+    if isinstance(blob, dict):
+        if "images" not in blob:
+            raise InputError(
+                path, "images", f"dict has keys {sorted(blob)} but no 'images'", "add 'images'"
+            )
+        labels, lr = blob.get("labels"), blob.get("lr")
+        blob = blob["images"]
+    if not isinstance(blob, torch.Tensor):
+        raise InputError(path, "images", f"is a {type(blob).__name__}, not a tensor")
+    expected = (meta.channels, meta.height, meta.width)
+    if blob.dim() != 4 or tuple(blob.shape[1:]) != expected:
+        raise InputError(
+            path,
+            "images",
+            f"shape {tuple(blob.shape)} does not match dataset {meta.name}",
+            f"expected (N, {expected[0]}, {expected[1]}, {expected[2]})",
+        )
+    if blob.dtype == torch.uint8:
+        x = blob.float() / 255.0
+        mean = torch.tensor(meta.mean).view(1, -1, 1, 1)
+        std = torch.tensor(meta.std).view(1, -1, 1, 1)
+        blob = (x - mean) / std
+    elif not blob.is_floating_point():
+        raise InputError(path, "images", f"dtype {blob.dtype}", "use float32 or uint8 pixels")
+    blob = blob.float()
+    bad = (~torch.isfinite(blob)).sum().item()
+    if bad:
+        raise InputError(path, "images", f"{bad} NaN or infinite pixel values", "fix the tensor")
+    if blob.min() >= 0 and blob.max() > 20:
+        raise InputError(
+            path,
+            "images",
+            f"values span [{blob.min():.1f}, {blob.max():.1f}], which looks like raw 0-255 pixels",
+            "save uint8 pixels, or normalise with the dataset's mean/std",
+        )
+    return blob, labels, lr
+
+
+def resolve_labels(labels, n: int, ipc: int, meta: DatasetMeta, source: str):
+    """Hard labels (N,) and, when given, soft labels (N, K)."""
+    k = meta.num_classes
+    if labels is None:
+        if n != k * ipc:
+            raise InputError(
+                source,
+                "labels",
+                f"absent, so class-sorted labels are assumed, but there are {n} images "
+                f"and num_classes x ipc = {k} x {ipc} = {k * ipc}",
+                "give a labels file, or check the method's ipc",
+            )
+        return torch.arange(k).repeat_interleave(ipc), None
+    if not isinstance(labels, torch.Tensor):
+        raise InputError(source, "labels", f"is a {type(labels).__name__}, not a tensor")
+    if labels.shape[0] != n:
+        raise InputError(
+            source, "labels", f"{labels.shape[0]} labels for {n} images", "one label per image"
+        )
+    if labels.dim() == 2:
+        if labels.shape[1] != k:
+            raise InputError(
+                source,
+                "labels",
+                f"soft labels of shape {tuple(labels.shape)}",
+                f"expected (N, {k}) for dataset {meta.name}",
+            )
+        if not torch.isfinite(labels).all():
+            raise InputError(source, "labels", "soft labels hold NaN or infinite values")
+        return labels.argmax(1), labels.float()
+    fractional = labels.is_floating_point() and not torch.equal(labels, labels.round())
+    if labels.dim() != 1 or fractional:
+        raise InputError(
+            source, "labels", f"shape {tuple(labels.shape)}", "hard (N,) ints or soft (N, K)"
+        )
+    labels = labels.long()
+    if labels.min() < 0 or labels.max() >= k:
+        raise InputError(
+            source,
+            "labels",
+            f"values span [{labels.min()}, {labels.max()}]",
+            f"class ids in [0, {k - 1}]",
+        )
+    return labels, None
+
+
+def resolve_lr(value, source: str):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        path = value
+        if path.endswith(".txt"):
+            if not Path(path).is_file():
+                raise InputError(path, "lr", "file not found", "check the method's lr path")
+            text = Path(path).read_text().strip()
+            try:
+                value = float(text)
+            except ValueError:
+                raise InputError(path, "lr", f"'{text}' is not a number") from None
+        else:
+            value = _load_pt(path, "lr")
+        source = path
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise InputError(source, "lr", f"tensor of shape {tuple(value.shape)}", "one number")
+        value = value.item()
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InputError(source, "lr", f"{value!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(source, "lr", f"{value} is not a positive finite number")
+    return value
+
+
+def check_ipc(labels: torch.Tensor, ipc: int, meta: DatasetMeta, source: str) -> None:
+    counts = torch.bincount(labels, minlength=meta.num_classes)
+    wrong = [(c, int(n)) for c, n in enumerate(counts.tolist()) if n != ipc]
+    if wrong:
+        shown = ", ".join(f"class {c}: {n}" for c, n in wrong[:5])
+        raise InputError(
+            source,
+            "labels",
+            f"images per class differ from ipc={ipc} ({shown})",
+            "the rdm baseline draws exactly ipc images per class; match it or fix ipc",
+        )
+
+
+def import_set(method: str, images: str, labels: str | None, lr, ipc: int, meta: DatasetMeta):
+    x, inline_labels, inline_lr = read_images(images, meta)
+    if labels is not None:
+        label_blob = _load_pt(labels, "labels")
+        label_source = labels
+    else:
+        label_blob, label_source = inline_labels, images
+    hard, soft = resolve_labels(label_blob, x.shape[0], ipc, meta, label_source)
+    check_ipc(hard, ipc, meta, label_source)
+    lr_value = resolve_lr(lr if lr is not None else inline_lr, images)
+    if soft is not None:
+        label_kind = "soft"
+    else:
+        label_kind = "hard" if label_blob is not None else "class-sorted"
+    info = {
+        "kind": "syn",
+        "method": method,
+        "dataset": meta.name,
+        "ipc": ipc,
+        "images": images,
+        "labels": labels,
+        "label_kind": label_kind,
+        "lr": lr_value,
+    }
+    blob = {"images": x, "labels": hard, "info": info}
+    if soft is not None:
+        blob["soft_labels"] = soft
+    if lr_value is not None:
+        blob["lr"] = lr_value
+    return blob
+
+
+def main(args: argparse.Namespace) -> None:
+    meta = DatasetMeta.load(args.meta)
+    lr = args.lr
+    if lr is not None:
+        try:
+            lr = float(lr)
+        except ValueError:
+            pass  # a path
+    blob = import_set(args.method, args.images, args.labels, lr, args.ipc, meta)
+    save_torch(args.out, blob)
+    info = blob["info"]
+    log.info(
+        "imported %s: %d images, %s labels", args.method, len(blob["labels"]), info["label_kind"]
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--method", required=True)
+    p.add_argument("--images", required=True)
+    p.add_argument("--labels", default=None)
+    p.add_argument("--lr", default=None, help="a number or a .pt/.txt path")
+    p.add_argument("--ipc", required=True, type=int)
+    p.add_argument("--meta", required=True)
+    p.add_argument("--out", required=True)
+    return p
+
+
+if __name__ == "__main__":
+    cli.run(main, parser())
