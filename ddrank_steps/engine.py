@@ -22,6 +22,7 @@ are wasted when `epochs` is not a multiple of `test_interval`.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -192,7 +193,11 @@ def train_group(
     if protocol["select"] == "val" and val is None:
         raise ValueError("select: val needs a validation split (dataset val_fraction > 0)")
     total = len(lrs) * protocol["epochs"]
-    with tqdm(total=total, desc="train", unit="epoch", disable=not show_progress) as bar:
+    # In a job's log file (not a terminal) a bar redrawn every few ms is just noise.
+    interval = 0.5 if sys.stderr.isatty() else 30.0
+    with tqdm(
+        total=total, desc="train", unit="epoch", disable=not show_progress, mininterval=interval
+    ) as bar:
         results = []
         for lr in lrs:
             bar.set_postfix(lr=lr)

@@ -1,0 +1,124 @@
+import json
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# The stages are the ddrank_steps package next to workflow/; run that copy, with the
+# interpreter that runs Snakemake, so the code the rules declare is the code they run.
+REPO = str(Path(workflow.basedir).parent)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (REPO, os.environ.get("PYTHONPATH")) if p
+)
+PYTHON = sys.executable
+
+from ddrank_steps.errors import ConfigError
+from ddrank_steps.plan import build_plan, canonical_json, module_sources
+
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    PLAN = build_plan(config)
+except ConfigError as exc:
+    raise WorkflowError(f"config error: {exc}") from None
+
+DEVICE = config["device"]
+RES = config["resources"]
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    method=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    ipc=r"\d+",
+    seed=r"\d+",
+    kind=r"random|herding|kmeans",
+    set=r"real|rdm-ipc\d+|syn-[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    protocol=r"[0-9a-f]{10}",
+    metric=r"lrs_hard",
+
+
+def stage_code(stage):
+    """The package files the stage runs: a change to any of them reruns its jobs."""
+    return module_sources(f"ddrank_steps.{stage}")
+
+
+def dataset_settings(wildcards):
+    return canonical_json(config["datasets"][wildcards.dataset])
+
+
+# --- syn sets -------------------------------------------------------------------------
+
+
+def syn_set_inputs(wildcards):
+    method = PLAN.method(wildcards.method)
+    inputs = {
+        "images": PLAN.syn_images_input(wildcards.method),
+        "meta": f"results/datasets/{method['dataset']}/meta.json",
+        "code": stage_code("syn_set"),
+    }
+    if method["labels"]:
+        inputs["labels"] = method["labels"]
+    if isinstance(method["lr"], str):
+        inputs["lr"] = method["lr"]
+    return inputs
+
+
+def syn_set_args(wildcards, input):
+    method = PLAN.method(wildcards.method)
+    args = ["--ipc", str(method["ipc"])]
+    if method["labels"]:
+        args += ["--labels", input.labels]
+    if method["lr"] is not None:
+        args += ["--lr", input.lr if isinstance(method["lr"], str) else repr(method["lr"])]
+    return " ".join(args)
+
+
+# --- training runs --------------------------------------------------------------------
+
+
+def train_inputs(wildcards):
+    inputs = {
+        "data": f"results/datasets/{wildcards.dataset}/data.pt",
+        "meta": f"results/datasets/{wildcards.dataset}/meta.json",
+        "code": stage_code("train"),
+    }
+    set_file = PLAN.train_set_input(wildcards.dataset, wildcards.set, int(wildcards.seed))
+    if set_file is not None:
+        inputs["set"] = set_file
+    return inputs
+
+
+def train_set_args(wildcards, input):
+    if wildcards.set == "real":
+        return f"--real --set {input.data}"
+    return f"--set {input.set}"
+
+
+def run_protocol_json(wildcards):
+    if wildcards.protocol not in PLAN.protocols:
+        raise WorkflowError(
+            f"no protocol in the config has key {wildcards.protocol}; "
+            "results/runs/ may hold runs of an earlier config"
+        )
+    return canonical_json(PLAN.protocols[wildcards.protocol])
+
+
+def train_gpus(wildcards):
+    return RES["train_gpus"]
+
+
+# --- scores ---------------------------------------------------------------------------
+
+
+def score_spec(wildcards):
+    return canonical_json(PLAN.scores[(wildcards.method, wildcards.metric)])
+
+
+def score_inputs(wildcards):
+    return {
+        "runs": PLAN.score_inputs(wildcards.method, wildcards.metric),
+        "code": stage_code("score"),
+    }

@@ -1,0 +1,74 @@
+rule prepare_dataset:
+    input:
+        code=stage_code("prepare_dataset"),
+    output:
+        data="results/datasets/{dataset}/data.pt",
+        meta="results/datasets/{dataset}/meta.json",
+    params:
+        settings=dataset_settings,
+    log:
+        "results/logs/prepare_dataset/{dataset}.log",
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "{PYTHON} -m ddrank_steps.prepare_dataset --name {wildcards.dataset:q}"
+        " --settings {params.settings:q} --data {output.data:q} --meta {output.meta:q}"
+        " > {log:q} 2>&1"
+
+
+rule random_subset:
+    input:
+        data="results/datasets/{dataset}/data.pt",
+        meta="results/datasets/{dataset}/meta.json",
+        code=stage_code("random_subset"),
+    output:
+        set="results/sets/{dataset}/rdm/ipc{ipc}/seed{seed}.pt",
+        manifest="results/sets/{dataset}/rdm/ipc{ipc}/seed{seed}.json",
+    log:
+        "results/logs/random_subset/{dataset}/ipc{ipc}/seed{seed}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{PYTHON} -m ddrank_steps.random_subset --data {input.data:q} --meta {input.meta:q}"
+        " --ipc {wildcards.ipc} --round-seed {wildcards.seed}"
+        " --out {output.set:q} --manifest {output.manifest:q} > {log:q} 2>&1"
+
+
+rule reference_set:
+    input:
+        data="results/datasets/{dataset}/data.pt",
+        meta="results/datasets/{dataset}/meta.json",
+        code=stage_code("reference_sets"),
+    output:
+        "results/sets/{dataset}/reference/ipc{ipc}/{kind}.pt",
+    params:
+        seed=config["seed"],
+    log:
+        "results/logs/reference_set/{dataset}/ipc{ipc}/{kind}.log",
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "{PYTHON} -m ddrank_steps.reference_sets --kind {wildcards.kind}"
+        " --data {input.data:q} --meta {input.meta:q} --ipc {wildcards.ipc}"
+        " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+
+
+rule syn_set:
+    input:
+        unpack(syn_set_inputs),
+    output:
+        "results/sets/{dataset}/syn/{method}.pt",
+    params:
+        args=syn_set_args,
+    log:
+        "results/logs/syn_set/{dataset}/{method}.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    shell:
+        "{PYTHON} -m ddrank_steps.syn_set --method {wildcards.method:q}"
+        " --images {input.images:q} --meta {input.meta:q} {params.args}"
+        " --out {output:q} > {log:q} 2>&1"
