@@ -125,6 +125,8 @@ def run_protocol(protocol: dict, lr_source: str) -> dict:
         run["step_size"] = None
         run["gamma"] = None
     run["lr_source"] = lr_source
+    if lr_source == "grid" and not protocol.get("lr_grid"):
+        raise ConfigError("the protocol sets neither lr nor lr_grid; set one of them")
     if lr_source == "grid":
         run["lr_grid"] = [float(x) for x in protocol["lr_grid"]]
     elif lr_source == "fixed":
@@ -191,9 +193,12 @@ class Plan:
             rdm_source = "grid"
             use_own = method.get("lr") is not None and settings["lr_rule"] == "reference"
             syn_source = "set" if use_own else "grid"
-        syn_p = run_protocol(protocol, syn_source)
-        rdm_p = run_protocol(protocol, rdm_source)
-        real_p = self.real_protocol(dataset, protocol, where)
+        try:
+            syn_p = run_protocol(protocol, syn_source)
+            rdm_p = run_protocol(protocol, rdm_source)
+            real_p = self.real_protocol(dataset, protocol, where)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.protocol '{settings['protocol']}': {exc}") from None
         rounds = []
         for seed in self.seeds:
             syn = self.add_run(dataset, set_id("syn", method=method_name), syn_p, seed)
@@ -285,6 +290,8 @@ def check_names(config: dict) -> None:
 def build_plan(config: dict, check: bool = True) -> Plan:
     config = copy.deepcopy(config)
     plan = Plan(config=config, seeds=round_seeds(config["seed"], config["num_eval"]))
+    if check:  # names first: a typo in a model name is the clearest error to report
+        check_names(config)
     for name, method in config["methods"].items():
         where = f"methods.{name}"
         if method["dataset"] not in config["datasets"]:
@@ -301,8 +308,6 @@ def build_plan(config: dict, check: bool = True) -> Plan:
         for metric, settings in method["metrics"].items():
             if metric == "lrs_hard":
                 plan.add_lrs_hard(name, method, settings)
-    if check:
-        check_names(config)
     return plan
 
 

@@ -61,6 +61,8 @@ def read_images(path: str, meta: DatasetMeta):
             f"shape {tuple(blob.shape)} does not match dataset {meta.name}",
             f"expected (N, {expected[0]}, {expected[1]}, {expected[2]})",
         )
+    if blob.shape[0] == 0:
+        raise InputError(path, "images", "holds no images", "save num_classes x ipc images")
     if blob.dtype == torch.uint8:
         x = blob.float() / 255.0
         mean = torch.tensor(meta.mean).view(1, -1, 1, 1)
@@ -97,6 +99,8 @@ def resolve_labels(labels, n: int, ipc: int, meta: DatasetMeta, source: str):
         return torch.arange(k).repeat_interleave(ipc), None
     if not isinstance(labels, torch.Tensor):
         raise InputError(source, "labels", f"is a {type(labels).__name__}, not a tensor")
+    if labels.dim() == 0:
+        raise InputError(source, "labels", "is a single number", "hard (N,) ints or soft (N, K)")
     if labels.shape[0] != n:
         raise InputError(
             source, "labels", f"{labels.shape[0]} labels for {n} images", "one label per image"

@@ -18,7 +18,6 @@ PYTHON = sys.executable
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.plan import build_plan, canonical_json, module_sources
 
-
 validate(config, "../schemas/config.schema.yaml")
 try:
     PLAN = build_plan(config)
@@ -72,7 +71,10 @@ def syn_set_args(wildcards, input):
     if method["labels"]:
         args += ["--labels", input.labels]
     if method["lr"] is not None:
-        args += ["--lr", input.lr if isinstance(method["lr"], str) else repr(method["lr"])]
+        args += [
+            "--lr",
+            input.lr if isinstance(method["lr"], str) else repr(method["lr"]),
+        ]
     return " ".join(args)
 
 
@@ -85,7 +87,9 @@ def train_inputs(wildcards):
         "meta": f"results/datasets/{wildcards.dataset}/meta.json",
         "code": stage_code("train"),
     }
-    set_file = PLAN.train_set_input(wildcards.dataset, wildcards.set, int(wildcards.seed))
+    set_file = PLAN.train_set_input(
+        wildcards.dataset, wildcards.set, int(wildcards.seed)
+    )
     if set_file is not None:
         inputs["set"] = set_file
     return inputs

@@ -4,13 +4,13 @@ rule prepare_dataset:
     output:
         data="results/datasets/{dataset}/data.pt",
         meta="results/datasets/{dataset}/meta.json",
-    params:
-        settings=dataset_settings,
     log:
         "results/logs/prepare_dataset/{dataset}.log",
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        settings=dataset_settings,
     shell:
         "{PYTHON} -m ddrank_steps.prepare_dataset --name {wildcards.dataset:q}"
         " --settings {params.settings:q} --data {output.data:q} --meta {output.meta:q}"
@@ -43,13 +43,13 @@ rule reference_set:
         code=stage_code("reference_sets"),
     output:
         "results/sets/{dataset}/reference/ipc{ipc}/{kind}.pt",
-    params:
-        seed=config["seed"],
     log:
         "results/logs/reference_set/{dataset}/ipc{ipc}/{kind}.log",
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        seed=config["seed"],
     shell:
         "{PYTHON} -m ddrank_steps.reference_sets --kind {wildcards.kind}"
         " --data {input.data:q} --meta {input.meta:q} --ipc {wildcards.ipc}"
@@ -61,13 +61,13 @@ rule syn_set:
         unpack(syn_set_inputs),
     output:
         "results/sets/{dataset}/syn/{method}.pt",
-    params:
-        args=syn_set_args,
     log:
         "results/logs/syn_set/{dataset}/{method}.log",
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        args=syn_set_args,
     shell:
         "{PYTHON} -m ddrank_steps.syn_set --method {wildcards.method:q}"
         " --images {input.images:q} --meta {input.meta:q} {params.args}"

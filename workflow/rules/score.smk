@@ -3,13 +3,13 @@ rule score:
         unpack(score_inputs),
     output:
         "results/scores/{method}/{metric}.json",
-    params:
-        spec=score_spec,
     log:
         "results/logs/score/{method}/{metric}.log",
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        spec=score_spec,
     shell:
         "{PYTHON} -m ddrank_steps.score --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"
 

@@ -5,10 +5,6 @@ rule train:
         unpack(train_inputs),
     output:
         "results/runs/{dataset}/{set}/{protocol}/seed{seed}.json",
-    params:
-        protocol=run_protocol_json,
-        set_args=train_set_args,
-        device=DEVICE,
     log:
         "results/logs/train/{dataset}/{set}/{protocol}/seed{seed}.log",
     threads: RES["train_threads"]
@@ -16,6 +12,10 @@ rule train:
         mem_mb=RES["train_mem_mb"],
         runtime=RES["train_runtime"],
         gpu=train_gpus,
+    params:
+        protocol=run_protocol_json,
+        set_args=train_set_args,
+        device=DEVICE,
     shell:
         "{PYTHON} -m ddrank_steps.train {params.set_args}"
         " --data {input.data:q} --meta {input.meta:q}"

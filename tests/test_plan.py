@@ -1,0 +1,298 @@
+"""The plan: from the validated config to runs, their shared cache keys and config errors."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from ddrank_steps.errors import ConfigError
+from ddrank_steps.plan import build_plan, module_sources, protocol_key, run_protocol
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+METHODS = ("random", "herding", "kmeans")
+
+
+def raw_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def validated() -> dict:
+    config = raw_config()
+    validate(config, SCHEMA)  # fills the schema's defaults in place
+    return config
+
+
+@pytest.fixture
+def config(validated) -> dict:
+    return copy.deepcopy(validated)
+
+
+def terms(plan, method: str, term: str) -> list[str]:
+    return [r["terms"][term] for r in plan.scores[(method, "lrs_hard")]["rounds"]]
+
+
+# --- the shape of the plan -------------------------------------------------------------------
+
+
+def test_plan_has_one_lrs_score_per_method(config):
+    plan = build_plan(config)
+    assert sorted(plan.scores) == sorted((m, "lrs_hard") for m in METHODS)
+
+
+def test_each_score_has_num_eval_rounds_with_consecutive_seeds(config):
+    plan = build_plan(config)
+    for method in METHODS:
+        rounds = plan.scores[(method, "lrs_hard")]["rounds"]
+        assert [r["seed"] for r in rounds] == [0, 1, 2]  # seed 0, num_eval 3
+
+
+def test_rdm_runs_are_shared_by_every_method(config):
+    plan = build_plan(config)
+    assert terms(plan, "random", "rdm-any") == terms(plan, "herding", "rdm-any")
+    assert terms(plan, "random", "rdm-any") == terms(plan, "kmeans", "rdm-any")
+
+
+def test_real_hard_runs_are_shared_by_every_method(config):
+    plan = build_plan(config)
+    assert terms(plan, "random", "real-hard") == terms(plan, "herding", "real-hard")
+    assert terms(plan, "random", "real-hard") == terms(plan, "kmeans", "real-hard")
+
+
+def test_syn_runs_differ_per_method(config):
+    plan = build_plan(config)
+    paths = {p for m in METHODS for p in terms(plan, m, "syn-hard")}
+    assert len(paths) == 3 * 3
+
+
+def test_syn_any_of_lrs_hard_is_the_syn_hard_run(config):
+    plan = build_plan(config)
+    assert terms(plan, "kmeans", "syn-any") == terms(plan, "kmeans", "syn-hard")
+
+
+def test_run_paths_hold_dataset_set_key_and_seed(config):
+    plan = build_plan(config)
+    spec = plan.scores[("random", "lrs_hard")]
+    key = spec["protocols"]["rdm"]["key"]
+    expected = f"results/runs/digits/rdm-ipc10/{key}/seed1.json"
+    assert spec["rounds"][1]["terms"]["rdm-any"] == expected
+
+
+def test_real_run_uses_the_configured_real_protocol(config):
+    real = build_plan(config).scores[("random", "lrs_hard")]["protocols"]["real"]
+    assert (real["lr_source"], real["lr"], real["epochs"]) == ("fixed", 0.05, 60)
+    assert real["model"] == "ConvNet-3" and real["model_options"] == {"width": 32}
+    assert real["labels"] == "hard"
+
+
+def test_score_inputs_lists_each_round_term_once(config):
+    plan = build_plan(config)
+    # 3 rounds × (syn, rdm, real); syn-any is the syn-hard file
+    assert len(plan.score_inputs("random", "lrs_hard")) == 9
+
+
+# --- cache keys ------------------------------------------------------------------------------
+
+
+def test_protocol_key_ignores_dict_key_order(config):
+    p = run_protocol(config["protocols"]["digits-dsa"], "grid")
+    reordered = dict(reversed(list(p.items())))
+    reordered["aug_params"] = dict(reversed(list(p["aug_params"].items())))
+    assert protocol_key(reordered) == protocol_key(p)
+
+
+def test_protocol_key_changes_when_epochs_change(config):
+    protocol = config["protocols"]["digits-dsa"]
+    longer = {**protocol, "epochs": protocol["epochs"] + 1}
+    base_key = protocol_key(run_protocol(protocol, "grid"))
+    assert protocol_key(run_protocol(longer, "grid")) != base_key
+
+
+def test_renaming_a_protocol_keeps_every_run_path(config):
+    renamed = copy.deepcopy(config)
+    renamed["protocols"] = {"other-name": renamed["protocols"].pop("digits-dsa")}
+    for method in renamed["methods"].values():
+        method["metrics"]["lrs_hard"]["protocol"] = "other-name"
+    a, b = build_plan(config), build_plan(renamed)
+    for method in METHODS:
+        assert a.score_inputs(method, "lrs_hard") == b.score_inputs(method, "lrs_hard")
+
+
+def test_changing_the_metric_weight_keeps_every_run_path(config):
+    changed = copy.deepcopy(config)
+    changed["methods"]["random"]["metrics"]["lrs_hard"]["weight"] = 0.9
+    a, b = build_plan(config), build_plan(changed)
+    assert a.score_inputs("random", "lrs_hard") == b.score_inputs("random", "lrs_hard")
+
+
+def test_editing_the_metric_protocol_keeps_the_real_hard_runs(config):
+    changed = copy.deepcopy(config)
+    changed["protocols"]["digits-dsa"]["epochs"] = 10
+    a, b = build_plan(config), build_plan(changed)
+    assert terms(a, "random", "real-hard") == terms(b, "random", "real-hard")
+    assert terms(a, "random", "rdm-any") != terms(b, "random", "rdm-any")
+
+
+# --- where the LR comes from -----------------------------------------------------------------
+
+
+def test_method_lr_with_reference_rule_makes_syn_use_the_sets_lr(config):
+    config["methods"]["random"]["lr"] = 0.02
+    spec = build_plan(config).scores[("random", "lrs_hard")]["protocols"]
+    assert spec["syn"]["lr_source"] == "set"
+    assert "lr_grid" not in spec["syn"] and "lr" not in spec["syn"]
+    assert spec["rdm"]["lr_source"] == "grid"
+    assert spec["rdm"]["lr_grid"] == [0.001, 0.005, 0.01, 0.05, 0.1]
+
+
+def test_method_lr_with_grid_all_rule_makes_syn_search_the_grid(config):
+    config["methods"]["random"]["lr"] = 0.02
+    config["methods"]["random"]["metrics"]["lrs_hard"]["lr_rule"] = "grid_all"
+    spec = build_plan(config).scores[("random", "lrs_hard")]["protocols"]
+    assert spec["syn"]["lr_source"] == "grid"
+    assert spec["syn"]["key"] == spec["rdm"]["key"]
+
+
+def test_protocol_with_fixed_lr_fixes_both_syn_and_rdm(config):
+    config["protocols"]["digits-dsa"]["lr"] = 0.03
+    config["methods"]["random"]["lr"] = 0.02  # ignored: the protocol fixes the LR
+    spec = build_plan(config).scores[("random", "lrs_hard")]["protocols"]
+    assert (spec["syn"]["lr_source"], spec["syn"]["lr"]) == ("fixed", 0.03)
+    assert (spec["rdm"]["lr_source"], spec["rdm"]["lr"]) == ("fixed", 0.03)
+
+
+def test_run_protocol_step_scheduler_without_step_size_decays_half_way():
+    protocol = {"scheduler": "step", "step_size": None, "gamma": 0.1, "epochs": 30}
+    assert run_protocol({**protocol, "lr": 0.1}, "fixed")["step_size"] == 15
+
+
+def test_run_protocol_drops_step_settings_for_other_schedulers():
+    run = run_protocol({"scheduler": "cosine", "step_size": 5, "gamma": 0.1, "lr": 0.1}, "fixed")
+    assert run["step_size"] is None and run["gamma"] is None
+
+
+# --- config errors ---------------------------------------------------------------------------
+
+
+def test_unknown_protocol_name_names_the_metric_path(config):
+    config["methods"]["random"]["metrics"]["lrs_hard"]["protocol"] = "nope"
+    with pytest.raises(ConfigError, match=r"methods\.random\.metrics\.lrs_hard\.protocol 'nope'"):
+        build_plan(config)
+
+
+def test_unknown_dataset_names_the_method_path(config):
+    config["methods"]["herding"]["dataset"] = "cifar"
+    with pytest.raises(ConfigError, match=r"methods\.herding\.dataset 'cifar' is not defined"):
+        build_plan(config)
+
+
+def test_unknown_reference_kind_names_the_method_path_and_the_kinds(config):
+    config["methods"]["kmeans"]["images"] = "reference:medoids"
+    with pytest.raises(
+        ConfigError, match=r"methods\.kmeans\.images 'reference:medoids'.*'random', 'herding'"
+    ):
+        build_plan(config)
+
+
+def test_unknown_model_name_names_the_protocol(config):
+    config["protocols"]["digits-dsa"]["model"] = "ResNt-18"
+    config["real_protocols"]["digits-ResNt-18"] = config["real_protocols"]["digits-ConvNet-3"]
+    with pytest.raises(ConfigError, match=r"protocols\.digits-dsa: unknown model 'ResNt-18'"):
+        build_plan(config)
+
+
+def test_unknown_model_is_reported_before_its_missing_real_protocol(config):
+    # no real_protocols entry for digits-ResNt-18 either: the typo is the error to report
+    config["protocols"]["digits-dsa"]["model"] = "ResNt-18"
+    with pytest.raises(ConfigError, match=r"protocols\.digits-dsa: unknown model 'ResNt-18'"):
+        build_plan(config)
+
+
+def test_unknown_norm_suffix_names_the_protocol(config):
+    config["protocols"]["digits-dsa"]["model"] = "ConvNet-3-XX"
+    with pytest.raises(ConfigError, match=r"protocols\.digits-dsa: .*norm suffix 'XX'"):
+        build_plan(config)
+
+
+def test_bad_aug_param_key_names_the_protocol_and_the_key(config):
+    config["protocols"]["digits-dsa"]["aug_params"]["bogus"] = 1.0
+    with pytest.raises(ConfigError, match=r"protocols\.digits-dsa: DSA param 'bogus' is unknown"):
+        build_plan(config)
+
+
+def test_bad_model_option_names_the_protocol(config):
+    config["protocols"]["digits-dsa"]["model_options"]["depth"] = 2
+    with pytest.raises(ConfigError, match=r"protocols\.digits-dsa: model_options\.depth"):
+        build_plan(config)
+
+
+def test_missing_real_protocol_points_at_real_protocols(config):
+    del config["real_protocols"]["digits-ConvNet-3"]
+    with pytest.raises(
+        ConfigError,
+        match=r"methods\.random\.metrics\.lrs_hard: no real-data training protocol for "
+        r"'digits-ConvNet-3'.*real_protocols",
+    ):
+        build_plan(config)
+
+
+def test_select_val_without_val_fraction_names_the_dataset(config):
+    config["protocols"]["digits-dsa"]["select"] = "val"
+    with pytest.raises(ConfigError, match=r"datasets\.digits\.val_fraction is 0"):
+        build_plan(config)
+
+
+def test_protocol_without_lr_or_lr_grid_raises_config_error(config):
+    config["protocols"]["digits-dsa"]["lr_grid"] = None
+    with pytest.raises(ConfigError, match=r"lr_grid"):
+        build_plan(config)
+
+
+# --- schema validation -----------------------------------------------------------------------
+
+
+def test_validate_fills_protocol_defaults():
+    config = raw_config()
+    validate(config, SCHEMA)
+    real = config["real_protocols"]["digits-ConvNet-3"]
+    assert (real["optimizer"], real["select"], real["weight_decay"]) == ("sgd", "best", 0.0005)
+
+
+def test_validate_rejects_an_unknown_top_level_key():
+    config = raw_config()
+    config["num_evals"] = 5
+    with pytest.raises(WorkflowError, match="num_evals"):
+        validate(config, SCHEMA)
+
+
+def test_validate_rejects_a_bad_enum_value_naming_the_key():
+    config = raw_config()
+    config["protocols"]["digits-dsa"]["select"] = "worst"
+    with pytest.raises(WorkflowError) as info:
+        validate(config, SCHEMA)
+    assert "'worst' is not one of" in str(info.value)
+    assert "['select']" in str(info.value)
+
+
+# --- code inputs -----------------------------------------------------------------------------
+
+
+def test_module_sources_of_train_follow_its_imports():
+    sources = {
+        Path(p).relative_to(REPO / "ddrank_steps").as_posix()
+        for p in module_sources("ddrank_steps.train")
+    }
+    assert {"train.py", "engine.py", "models/convnet.py", "augment/dsa.py"} <= sources
+    assert "__init__.py" in sources and "models/__init__.py" in sources
+
+
+def test_module_sources_of_train_exclude_unrelated_stages():
+    sources = {Path(p).name for p in module_sources("ddrank_steps.train")}
+    assert "score.py" not in sources
+    assert "random_subset.py" not in sources

@@ -1,0 +1,253 @@
+"""The workflow as a user drives it: dry-runs, a tiny end-to-end run, and reruns.
+
+A tiny copy of the default config (few epochs, two rounds, two LRs) runs once in a
+temporary directory; each later test works on its own copy of that directory, so
+the tests do not depend on their order.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+pytestmark = pytest.mark.workflow
+
+
+def tiny_config() -> dict:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["num_eval"] = 2
+    for protocol in config["protocols"].values():
+        protocol.update(epochs=4, test_interval=2, step_size=2, lr_grid=[0.01, 0.1])
+    for real in config["real_protocols"].values():
+        real.update(epochs=2, test_interval=1, step_size=1)
+    return config
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, configfile: Path | None = None
+) -> subprocess.CompletedProcess:
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile or workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Rule -> job count from a dry-run's 'Job stats' table (empty when nothing to do)."""
+    proc = snakemake(workdir, "--dry-run")
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def done_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("tiny")
+    write_config(workdir, tiny_config())
+    snakemake(workdir)
+    return workdir
+
+
+@pytest.fixture
+def workdir(done_run, tmp_path) -> Path:
+    copy = tmp_path / "work"
+    shutil.copytree(done_run, copy, symlinks=True)
+    return copy
+
+
+def test_default_config_dry_runs(tmp_path):
+    proc = snakemake(tmp_path, "--dry-run", configfile=REPO / "config" / "config.yaml")
+    text = proc.stdout + proc.stderr
+    assert "leaderboard" in text
+    assert re.search(r"train\s+15", text), text[-3000:]  # (3 syn + rdm + real) x 3 rounds
+
+
+def test_tiny_run_writes_leaderboard_with_fractions_and_scores(done_run):
+    table = pd.read_csv(done_run / "results" / "leaderboard.csv")
+    assert sorted(table["method"]) == ["herding", "kmeans", "random"]
+    for col in ("lrs_hard_lrs_mean", "lrs_hard_lrs_std", "lrs_hard_hlr_mean", "lrs_hard_ior_mean"):
+        assert col in table
+    assert table["lrs_hard_lrs_mean"].between(0, 100).all()
+    assert table["lrs_hard_hlr_mean"].between(-1, 1).all()
+    assert table["lrs_hard_ior_mean"].between(-1, 1).all()
+    acc_cols = [c for c in table if c.endswith("_acc_mean")]
+    assert {"lrs_hard_real-hard_acc_mean", "lrs_hard_rdm-any_acc_mean"} <= set(acc_cols)
+    for col in acc_cols:
+        assert table[col].between(0, 1).all(), col
+    assert (table["lrs_hard_rounds"] == 2).all()
+    assert (table["lrs_hard_seeds"] == "0;1").all()
+    assert list(table["rank"]) == [1, 2, 3]
+    assert (done_run / "results" / "report.html").read_text().startswith("<!doctype html>")
+
+
+def test_score_file_records_every_term_seed_lr_protocol_and_versions(done_run):
+    import json
+
+    score = json.loads((done_run / "results/scores/kmeans/lrs_hard.json").read_text())
+    assert score["seeds"] == [0, 1]
+    assert len(score["rounds"]) == 2
+    for r in score["rounds"]:
+        assert set(r["terms"]) == {"real-hard", "syn-hard", "syn-any", "rdm-any"}
+        for term in r["terms"].values():
+            assert 0 <= term["acc"] <= 1
+            assert term["lr"] > 0
+        assert r["lrs"] == pytest.approx(
+            100 * (2.718281828459045 ** r["alpha"] - 0.36787944117144233) / 2.3504023872876028
+        )
+    assert score["protocols"]["syn"]["epochs"] == 4
+    assert score["protocols"]["real"]["lr"] == 0.05
+    assert "torch" in score["versions"]
+
+
+def test_every_job_wrote_a_log(done_run):
+    logs = list((done_run / "results" / "logs").rglob("*.log"))
+    rules = {p.relative_to(done_run / "results" / "logs").parts[0] for p in logs}
+    assert {"prepare_dataset", "random_subset", "reference_set", "syn_set", "train"} <= rules
+    assert {"score", "leaderboard.log"} <= rules
+
+
+def test_rdm_and_real_runs_are_shared_across_methods(done_run):
+    runs = done_run / "results" / "runs" / "digits"
+    sets = {p.name for p in runs.iterdir()}
+    assert sets == {"real", "rdm-ipc10", "syn-herding", "syn-kmeans", "syn-random"}
+    # one protocol key each for rdm and real, two seeds each: trained once for 3 methods
+    assert len(list((runs / "rdm-ipc10").rglob("seed*.json"))) == 2
+    assert len(list((runs / "real").rglob("seed*.json"))) == 2
+
+
+def test_no_change_rerun_does_nothing(workdir):
+    assert planned_jobs(workdir) == {}
+
+
+def test_adding_a_method_runs_only_its_jobs(workdir):
+    # A user's distilled set on disk, with its own learning rate.
+    images = torch.randn(100, 1, 8, 8)
+    torch.save({"images": images, "lr": 0.01}, workdir / "my_set.pt")
+    config = tiny_config()
+    config["methods"]["mine"] = {
+        "dataset": "digits",
+        "ipc": 10,
+        "images": "my_set.pt",
+        "metrics": {"lrs_hard": {"protocol": "digits-dsa"}},
+    }
+    write_config(workdir, config)
+    jobs = planned_jobs(workdir)
+    # its import, its syn run per round, its score and the leaderboard; no rdm or real job
+    assert jobs == {"syn_set": 1, "train": 2, "score": 1, "leaderboard": 1, "all": 1}
+    snakemake(workdir)
+    table = pd.read_csv(workdir / "results" / "leaderboard.csv")
+    assert "mine" in set(table["method"])
+    assert planned_jobs(workdir) == {}
+
+
+def test_adding_a_round_runs_only_the_new_seed(workdir):
+    config = tiny_config()
+    config["num_eval"] = 3
+    write_config(workdir, config)
+    jobs = planned_jobs(workdir)
+    # seed 2: one rdm subset; 3 syn + 1 rdm + 1 real runs; every score and the leaderboard
+    assert jobs == {
+        "random_subset": 1,
+        "train": 5,
+        "score": 3,
+        "leaderboard": 1,
+        "all": 1,
+    }
+
+
+def test_changing_the_weight_rescores_without_training(workdir):
+    config = tiny_config()
+    config["methods"]["kmeans"]["metrics"]["lrs_hard"]["weight"] = 0.8
+    write_config(workdir, config)
+    assert planned_jobs(workdir) == {"score": 1, "leaderboard": 1, "all": 1}
+
+
+def test_editing_a_protocol_keeps_real_hard(workdir):
+    config = tiny_config()
+    config["protocols"]["digits-dsa"]["epochs"] = 6
+    write_config(workdir, config)
+    jobs = planned_jobs(workdir)
+    # syn and rdm runs have a new key; real-hard has its own protocol and is kept
+    assert jobs["train"] == 2 * (3 + 1)
+    assert "random_subset" not in jobs and "prepare_dataset" not in jobs
+
+
+def test_bad_config_key_stops_before_any_job(workdir):
+    config = tiny_config()
+    config["protocols"]["digits-dsa"]["epocs"] = 3
+    write_config(workdir, config)
+    proc = snakemake(workdir, "--dry-run", check=False)
+    assert proc.returncode != 0
+    assert "epocs" in proc.stdout + proc.stderr
+
+
+def test_unknown_model_is_a_config_error(workdir):
+    config = tiny_config()
+    config["protocols"]["digits-dsa"]["model"] = "ConvNet-3-XX"
+    write_config(workdir, config)
+    proc = snakemake(workdir, "--dry-run", check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "protocols.digits-dsa" in text and "XX" in text
+
+
+def test_failing_job_names_file_and_reason_and_keeps_other_results(workdir):
+    torch.save(torch.randn(100, 3, 8, 8), workdir / "bad_set.pt")  # digits have 1 channel
+    config = tiny_config()
+    config["methods"]["bad"] = {
+        "dataset": "digits",
+        "ipc": 10,
+        "images": "bad_set.pt",
+        "metrics": {"lrs_hard": {"protocol": "digits-dsa"}},
+    }
+    write_config(workdir, config)
+    before = {p: p.stat().st_mtime for p in (workdir / "results" / "runs").rglob("*.json")}
+    proc = snakemake(workdir, check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "bad_set.pt: field 'images'" in text
+    assert "expected (N, 1, 8, 8)" in text
+    log = (workdir / "results/logs/syn_set/digits/bad.log").read_text()
+    assert "bad_set.pt" in log and "Traceback" not in log
+    assert not (workdir / "results/sets/digits/syn/bad.pt").exists()
+    after = {p: p.stat().st_mtime for p in before}
+    assert after == before  # nothing already computed was lost or redone
