@@ -160,8 +160,12 @@ class Plan:
         return run_path(dataset, set_name, key, seed)
 
     def real_protocol(self, dataset: str, protocol: dict, where: str) -> dict:
-        name = f"{dataset}-{protocol['model']}"
+        # Looked up under the dataset's own key first, then under its source, so a dataset
+        # named `cifar10` with `source: CIFAR10` finds the reference's CIFAR10 recipe.
         table = {**REFERENCE_REAL_PROTOCOLS, **self.config.get("real_protocols", {})}
+        source = self.config["datasets"][dataset]["source"]
+        candidates = [f"{dataset}-{protocol['model']}", f"{source}-{protocol['model']}"]
+        name = next((c for c in candidates if c in table), candidates[0])
         if name not in table:
             raise ConfigError(
                 f"{where}: no real-data training protocol for '{name}' (needed for the real-hard "

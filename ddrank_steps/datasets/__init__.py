@@ -2,8 +2,8 @@
 
 A source returns a `RawDataset`: uint8-or-float images in [0, max_value], int64
 labels, for a train and a test split. The prepare stage caches it once; training
-normalises with the dataset's mean/std when it loads the cache. A later issue
-adds the torchvision formats (CIFAR pickles, MNIST idx, SVHN .mat, ImageFolder, …).
+normalises with the dataset's mean/std when it loads the cache. Sources so far:
+the embedded digits and torchvision's CIFAR-10/100 python format.
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ def load_source(name: str, settings: dict) -> RawDataset:
 
 
 def _register_builtin() -> None:
-    from ddrank_steps.datasets import digits
+    from ddrank_steps.datasets import cifar, digits
 
     register_source("digits", digits.load)
+    register_source("CIFAR10", cifar.load_cifar10)
+    register_source("CIFAR100", cifar.load_cifar100)
 
 
 _register_builtin()
