@@ -15,8 +15,16 @@ Selection (`select`):
 - `val`: epoch and LR are chosen on a held-out split of the real train set; the test
   accuracy at that point is reported, so the test set is never used to choose.
 Ties go to the earlier epoch and to the earlier LR of the grid (the reference's
-strict `>`). Unlike the reference, the final epoch is always evaluated, so no epochs
-are wasted when `epochs` is not a multiple of `test_interval`.
+strict `>`).
+
+Labels (`labels` in the protocol): `hard` trains with cross-entropy; `soft` with a
+soft-label loss against teacher logits, either stored per image (mode S, `Split.soft`)
+or recomputed by the teachers on every augmented batch (mode M), in eval mode and
+without gradients. A mixed batch (Mixup/Cutmix) mixes the targets with the same λ; in
+mode M the teachers label the mixed images themselves.
+
+Unlike the reference, the final epoch is always evaluated, so no epochs are wasted
+when `epochs` is not a multiple of `test_interval`.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ddrank_steps.augment import build_augmentation
+from ddrank_steps.losses import make_soft_loss
 from ddrank_steps.models import build_model
 from ddrank_steps.optim import make_optimizer, make_scheduler
 from ddrank_steps.seeding import derive_seed
@@ -43,6 +52,7 @@ SELECT_RULES = ("best", "final", "val")
 class Split:
     images: torch.Tensor
     labels: torch.Tensor
+    soft: torch.Tensor | None = None  # (N, K) teacher logits, for soft labels in mode S
 
 
 @dataclass
@@ -53,9 +63,12 @@ class RunResult:
     acc: float = 0.0  # test accuracy (fraction) at the selected epoch
     val_acc: float | None = None
     seconds: float = 0.0
+    state: dict | None = field(default=None, repr=False)  # weights at the selected epoch
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("state")
+        return out
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,12 +88,39 @@ def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 1000) -> fl
     return correct.item() / len(split.labels)
 
 
-def _loss(out: torch.Tensor, labels: torch.Tensor, mix) -> torch.Tensor:
+class LabelRecipe:
+    """Turns a batch's model output into its loss, under the protocol's label recipe."""
+
+    def __init__(self, protocol: dict, teachers: torch.nn.Module | None):
+        self.kind = protocol.get("labels", "hard")
+        self.mode = protocol.get("soft_label_mode")
+        self.teachers = teachers
+        self.soft_loss = None
+        if self.kind == "soft":
+            self.soft_loss = make_soft_loss(
+                protocol["soft_label_criterion"], protocol.get("loss_fn_kwargs")
+            )
+            if self.mode == "M" and teachers is None:
+                raise ValueError("soft labels in mode M need teachers")
+
+    def loss(self, out, images, labels, soft, mix) -> torch.Tensor:
+        if self.kind == "hard":
+            return _mixed(lambda y: F.cross_entropy(out, y), labels, mix)
+        if self.mode == "M":
+            targets = self.teachers(images)  # the augmented (and mixed) images themselves
+            return _mixed(lambda y: self.soft_loss(out, targets, y), labels, mix)
+        return _mixed(lambda pair: self.soft_loss(out, pair[0], pair[1]), (soft, labels), mix)
+
+
+def _mixed(loss_of, targets, mix):
+    """loss(targets), or λ·loss(targets) + (1 − λ)·loss(targets[perm]) for a mixed batch."""
     if mix is None:
-        return F.cross_entropy(out, labels)
-    return mix.lam * F.cross_entropy(out, labels) + (1 - mix.lam) * F.cross_entropy(
-        out, labels[mix.perm]
-    )
+        return loss_of(targets)
+    if isinstance(targets, tuple):
+        permuted = tuple(t[mix.perm] for t in targets)
+    else:
+        permuted = targets[mix.perm]
+    return mix.lam * loss_of(targets) + (1 - mix.lam) * loss_of(permuted)
 
 
 def _select_point(curve: list[dict], rule: str) -> dict:
@@ -108,6 +148,8 @@ def train_one(
     shape: tuple[int, int, int],
     num_classes: int,
     progress: tqdm | None = None,
+    teachers: torch.nn.Module | None = None,
+    keep_state: bool = False,
 ) -> RunResult:
     device = train.images.device
     start_time = time.perf_counter()
@@ -119,6 +161,9 @@ def train_one(
     optimizer = make_optimizer(protocol, model.parameters(), lr)
     scheduler = make_scheduler(protocol, optimizer)
     augment = build_augmentation(protocol.get("augmentation"), protocol.get("aug_params"))
+    recipe = LabelRecipe(protocol, teachers)
+    if recipe.kind == "soft" and recipe.mode == "S" and train.soft is None:
+        raise ValueError("soft labels in mode S need per-image soft labels")
     order_gen = torch.Generator().manual_seed(derive_seed("order", seed))
     aug_gen = torch.Generator(device=device).manual_seed(derive_seed("augment", seed))
 
@@ -134,10 +179,11 @@ def train_one(
         for start in range(0, n, batch):
             idx = order[start : start + batch]
             images, labels = train.images[idx], train.labels[idx]
+            soft = train.soft[idx] if train.soft is not None else None
             mix = None
             if augment is not None:
                 images, mix = augment(images, aug_gen)
-            loss = _loss(model(images), labels, mix)
+            loss = recipe.loss(model(images), images, labels, soft, mix)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -154,6 +200,8 @@ def train_one(
             if point["train_loss"] != point["train_loss"]:  # NaN: diverged at this LR
                 point["train_loss"] = None
             result.curve.append(point)
+            if keep_state and _select_point(result.curve, protocol["select"]) is point:
+                result.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             loss_sum.zero_()
             steps = 0
         if progress is not None:
@@ -189,6 +237,8 @@ def train_group(
     shape: tuple[int, int, int],
     num_classes: int,
     show_progress: bool = True,
+    teachers: torch.nn.Module | None = None,
+    keep_state: bool = False,
 ) -> tuple[list[RunResult], int]:
     if protocol["select"] == "val" and val is None:
         raise ValueError("select: val needs a validation split (dataset val_fraction > 0)")
@@ -201,7 +251,19 @@ def train_group(
         results = []
         for lr in lrs:
             bar.set_postfix(lr=lr)
-            result = train_one(protocol, lr, seed, train, test, val, shape, num_classes, bar)
+            result = train_one(
+                protocol,
+                lr,
+                seed,
+                train,
+                test,
+                val,
+                shape,
+                num_classes,
+                bar,
+                teachers=teachers,
+                keep_state=keep_state,
+            )
             log.info(
                 "lr %g: acc %.4f at epoch %d (%.1fs)",
                 lr,
@@ -210,4 +272,8 @@ def train_group(
                 result.seconds,
             )
             results.append(result)
-    return results, select_lr(results, protocol["select"])
+    best = select_lr(results, protocol["select"])
+    for i, r in enumerate(results):  # only the selected LR's weights are worth keeping
+        if i != best:
+            r.state = None
+    return results, best

@@ -1,8 +1,10 @@
 """Stage leaderboard: one row per method, every metric's score and terms, as CSV and HTML.
 
-Column names are `{metric}_{quantity}_{mean|std}`: e.g. `lrs_hard_lrs_mean` (in
-[0, 100]), `lrs_hard_hlr_mean`, `lrs_hard_ior_mean` and the term accuracies such as
-`lrs_hard_rdm-any_acc_mean` (fractions). Rows are ranked by the first metric's score.
+Column names are `{metric}_{quantity}_{mean|std}`: e.g. `lrs_hard_lrs_mean`,
+`lrs_soft_lrs_mean`, `ars_ars_mean` (in [0, 100]), `lrs_hard_hlr_mean`,
+`ars_with_aug_mean`, `accuracy_acc_mean` and term accuracies such as
+`lrs_hard_rdm-any_acc_mean` (fractions). Rows are ranked by LRS-hard, then LRS-soft,
+then ARS, then accuracy, whichever the config computes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from ddrank_steps import cli
 from ddrank_steps.io import atomic_path, read_json, write_text
 
 log = logging.getLogger("ddrank.leaderboard")
-MAIN_SCORE = {"lrs_hard": "lrs"}
+MAIN_SCORE = {"lrs_hard": "lrs", "lrs_soft": "lrs", "ars": "ars", "accuracy": "acc"}
+UNITS = "LRS and ARS in [0, 100]; accuracies and their differences as fractions."
+QUANTITIES = ("lrs", "hlr", "ior", "ars", "with_aug", "without_aug", "acc")
 
 
 def rows(score_files: list[str]) -> pd.DataFrame:
@@ -29,22 +33,26 @@ def rows(score_files: list[str]) -> pd.DataFrame:
         )
         metric = s["metric"]
         summary = s["summary"]
-        for quantity in ("lrs", "hlr", "ior"):
+        for quantity in QUANTITIES:
             if quantity in summary:
                 row[f"{metric}_{quantity}_mean"] = summary[quantity]["mean"]
                 row[f"{metric}_{quantity}_std"] = summary[quantity]["std"]
         for term, stats in summary["terms"].items():
             row[f"{metric}_{term}_acc_mean"] = stats["mean"]
             row[f"{metric}_{term}_acc_std"] = stats["std"]
-        syn_lrs = [r["terms"]["syn-any"]["lr"] for r in s["rounds"] if "syn-any" in r["terms"]]
+        syn_term = next(t for t in ("syn-any", "syn-aug") if t in s["rounds"][0]["terms"])
+        syn_lrs = [r["terms"][syn_term]["lr"] for r in s["rounds"]]
         row[f"{metric}_syn_lr"] = ";".join(f"{lr:g}" for lr in syn_lrs)
         row[f"{metric}_protocol"] = s["protocol_name"]
-        row[f"{metric}_weight"] = s["weight"]
-        row[f"{metric}_select"] = s["protocols"]["syn"]["select"]
+        for setting in ("weight", "gamma", "label_type"):
+            if setting in s["settings"]:
+                row[f"{metric}_{setting}"] = s["settings"][setting]
+        row[f"{metric}_select"] = s["protocols"][syn_term]["select"]
         row[f"{metric}_rounds"] = len(s["rounds"])
         row[f"{metric}_seeds"] = ";".join(str(x) for x in s["seeds"])
     table = pd.DataFrame(list(by_method.values()))
     sort_cols = [f"{m}_{q}_mean" for m, q in MAIN_SCORE.items() if f"{m}_{q}_mean" in table]
+    sort_cols = sort_cols[:1]  # rank by one score; the others are columns to read
     if sort_cols:
         table = table.sort_values(sort_cols, ascending=False, kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
@@ -57,7 +65,7 @@ def report_html(table: pd.DataFrame) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>ddrank leaderboard</title>"
         "<style>body{font-family:sans-serif}td,th{padding:4px 8px;text-align:right}</style>"
         "</head><body><h1>ddrank leaderboard</h1>"
-        f"<p>{html.escape('LRS/ARS in [0, 100]; accuracies, HLR and IOR as fractions.')}</p>"
+        f"<p>{html.escape(UNITS)}</p>"
         f"{body}</body></html>\n"
     )
 

@@ -27,7 +27,7 @@ from ddrank_steps.seeding import round_seeds
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REFERENCE_LR_GRID = [0.001, 0.005, 0.01, 0.05, 0.1]
-METRICS = ("lrs_hard",)
+METRICS = ("lrs_hard", "lrs_soft", "ars", "accuracy")
 REFERENCE_SET_KINDS = ("random", "herding", "kmeans")
 KEY_LENGTH = 10
 
@@ -116,9 +116,13 @@ def protocol_key(run_protocol: dict) -> str:
     return hashlib.sha256(canonical_json(run_protocol).encode()).hexdigest()[:KEY_LENGTH]
 
 
-def run_protocol(protocol: dict, lr_source: str) -> dict:
-    """The canonical protocol of one run: training keys plus the resolved LR."""
+def run_protocol(protocol: dict, lr_source: str, labels: dict | None = None) -> dict:
+    """The canonical protocol of one run: training keys, the resolved LR and, for soft
+    labels, the resolved recipe (loss kwargs with defaults, teachers and their sources)."""
     run = {k: copy.deepcopy(protocol.get(k)) for k in TRAINING_KEYS}
+    run["labels"] = "soft" if labels else "hard"
+    if labels:
+        run.update(copy.deepcopy(labels))
     if run["scheduler"] == "step" and not run["step_size"]:
         run["step_size"] = max(1, run["epochs"] // 2)  # DC convention: decay at half way
     if run["scheduler"] != "step":
@@ -146,11 +150,28 @@ def run_path(dataset: str, set_name: str, key: str, seed: int) -> str:
     return f"results/runs/{dataset}/{set_name}/{key}/seed{seed}.json"
 
 
+def hard_version(protocol: dict, keep_augmentation: bool) -> dict:
+    """The protocol with hard labels (the syn-hard term of LRS-soft, ARS with hard labels)."""
+    hard = copy.deepcopy(protocol)
+    hard["labels"] = "hard"
+    if not keep_augmentation:
+        hard["augmentation"], hard["aug_params"] = "none", {}
+    return hard
+
+
+def naug_version(protocol: dict) -> dict:
+    """ARS's "naug" arm: no batch augmentation, everything else the same."""
+    naug = copy.deepcopy(protocol)
+    naug["augmentation"], naug["aug_params"] = "none", {}
+    return naug
+
+
 @dataclass
 class Plan:
     config: dict
     seeds: list[int] = field(default_factory=list)
     protocols: dict[str, dict] = field(default_factory=dict)  # key -> run protocol
+    teacher_sets: dict[str, list] = field(default_factory=dict)  # key -> resolved teachers
     scores: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, metric)
 
     # --- building -------------------------------------------------------------------------
@@ -184,49 +205,154 @@ class Plan:
         real["labels"] = "hard"
         return run_protocol(real, "fixed" if real.get("lr") else "grid")
 
-    def add_lrs_hard(self, method_name: str, method: dict, settings: dict) -> None:
-        where = f"methods.{method_name}.metrics.lrs_hard"
-        protocol = self.protocol(settings["protocol"], where)
-        if protocol["labels"] != "hard":
-            raise ConfigError(f"{where}.protocol: LRS-hard needs a protocol with labels: hard")
-        dataset, ipc = method["dataset"], method["ipc"]
-        fixed = protocol.get("lr") is not None
-        if fixed:
-            syn_source = rdm_source = "fixed"
+    def teachers(self, dataset: str, protocol: dict, where: str) -> list[dict]:
+        """Resolve the protocol's teachers: a checkpoint under teacher_dir (the reference's
+        layout), else the real-hard run of that model (trained once per seed, shared)."""
+        entries = protocol.get("teacher_model_names") or [protocol["model"]]
+        resolved = []
+        for entry in entries:
+            if isinstance(entry, str):
+                # the student's own model name brings its options (width…) along
+                options = protocol.get("model_options") if entry == protocol["model"] else {}
+                entry = {"model": entry, "model_options": options or {}}
+            model, options = entry["model"], entry.get("model_options") or {}
+            teacher = {"model": model, "model_options": options}
+            found = self.teacher_file(dataset, model)
+            if found is not None:
+                teacher["source"], teacher["path"] = "file", found
+            elif self.config.get("train_teachers", True):
+                real = self.real_protocol(dataset, teacher, where)
+                key = protocol_key(real)
+                self.protocols[key] = real
+                teacher["source"], teacher["key"] = "trained", key
+            else:
+                expected = self.teacher_candidates(dataset, model)
+                raise ConfigError(
+                    f"{where}: teacher {model} for dataset {dataset} not found at "
+                    f"{expected[0] if expected else '{teacher_dir}/' + dataset + '/' + model}"
+                    " (ckpt_best.pt); put the checkpoint there, set teacher_dir, or set "
+                    "train_teachers: true to train it on the real train split"
+                )
+            resolved.append(teacher)
+        return resolved
+
+    def teacher_candidates(self, dataset: str, model: str) -> list[str]:
+        teacher_dir = self.config.get("teacher_dir")
+        if not teacher_dir:
+            return []
+        source = self.config["datasets"][dataset]["source"]
+        names = dict.fromkeys([dataset, source])  # ordered, without duplicates
+        return [str(Path(teacher_dir) / name / model / "ckpt_best.pt") for name in names]
+
+    def teacher_file(self, dataset: str, model: str) -> str | None:
+        return next((p for p in self.teacher_candidates(dataset, model) if Path(p).is_file()), None)
+
+    def label_keys(self, dataset, protocol, arm, method, where) -> dict | None:
+        """The soft-label part of a run protocol (None for hard labels)."""
+        if protocol["labels"] != "soft":
+            return None
+        from ddrank_steps.losses import resolve_kwargs
+
+        criterion = protocol["soft_label_criterion"]
+        keys = {
+            "soft_label_mode": protocol["soft_label_mode"],
+            "soft_label_criterion": criterion,
+            "loss_fn_kwargs": resolve_kwargs(criterion, protocol.get("loss_fn_kwargs")),
+        }
+        if protocol["soft_label_mode"] == "S" and arm == "syn" and method.get("soft_labels"):
+            keys["soft_source"] = "set"  # the method's own soft labels
+            return keys
+        teachers = self.teachers(dataset, protocol, where)
+        if protocol["soft_label_mode"] == "S":
+            keys["soft_source"] = "teachers"
+            self.teacher_sets[protocol_key({"teachers": teachers})] = teachers
+        keys["teachers"] = teachers
+        return keys
+
+    def arm(self, method_name, method, protocol, arm, lr_rule, where, own_lr=True):
+        """(set name, run protocol) of the syn or rdm arm of a term."""
+        if protocol.get("lr") is not None:
+            lr_source = "fixed"
+        elif arm == "syn" and own_lr and method.get("lr") is not None and lr_rule == "reference":
+            lr_source = "set"  # the reference trains syn with the method's lr when given
         else:
-            rdm_source = "grid"
-            use_own = method.get("lr") is not None and settings["lr_rule"] == "reference"
-            syn_source = "set" if use_own else "grid"
+            lr_source = "grid"
+        labels = self.label_keys(method["dataset"], protocol, arm, method, where)
+        set_name = (
+            set_id("syn", method=method_name) if arm == "syn" else set_id("rdm", ipc=method["ipc"])
+        )
+        return set_name, run_protocol(protocol, lr_source, labels)
+
+    def terms_lrs_hard(self, name, method, protocol, settings, where):
+        if protocol["labels"] != "hard":
+            raise ConfigError("LRS-hard needs a protocol with labels: hard")
+        rule = settings["lr_rule"]
+        syn = self.arm(name, method, protocol, "syn", rule, where)
+        real = ("real", self.real_protocol(method["dataset"], protocol, where))
+        rdm = self.arm(name, method, protocol, "rdm", rule, where)
+        # LRS-hard's own recipe is hard labels, so syn-any is the syn-hard run
+        return {"real-hard": real, "syn-hard": syn, "syn-any": syn, "rdm-any": rdm}
+
+    def terms_lrs_soft(self, name, method, protocol, settings, where):
+        if protocol["labels"] != "soft":
+            raise ConfigError("LRS-soft needs a protocol with labels: soft")
+        rule = settings["lr_rule"]
+        hard = hard_version(protocol, keep_augmentation=settings["use_aug_for_hard"])
+        return {
+            "real-hard": ("real", self.real_protocol(method["dataset"], protocol, where)),
+            # as the reference, syn-hard searches the grid even when the method has an lr
+            "syn-hard": self.arm(name, method, hard, "syn", rule, where, own_lr=False),
+            "syn-any": self.arm(name, method, protocol, "syn", rule, where),
+            "rdm-any": self.arm(name, method, protocol, "rdm", rule, where),
+        }
+
+    def terms_ars(self, name, method, protocol, settings, where):
+        if settings["label_type"] == "soft" and protocol["labels"] != "soft":
+            raise ConfigError("ARS with label_type soft needs a protocol with labels: soft")
+        aug = protocol if settings["label_type"] == "soft" else hard_version(protocol, True)
+        if aug.get("augmentation", "none") == "none":
+            raise ConfigError("ARS compares runs with and without augmentation; set one")
+        naug = naug_version(aug)
+        rule = settings["lr_rule"]
+        return {
+            "syn-aug": self.arm(name, method, aug, "syn", rule, where),
+            "rdm-aug": self.arm(name, method, aug, "rdm", rule, where),
+            "syn-naug": self.arm(name, method, naug, "syn", rule, where),
+            "rdm-naug": self.arm(name, method, naug, "rdm", rule, where),
+        }
+
+    def terms_accuracy(self, name, method, protocol, settings, where):
+        return {"syn-any": self.arm(name, method, protocol, "syn", settings["lr_rule"], where)}
+
+    def add_metric(self, method_name: str, method: dict, metric: str, settings: dict) -> None:
+        where = f"methods.{method_name}.metrics.{metric}"
+        protocol = self.protocol(settings["protocol"], where)
+        build = getattr(self, f"terms_{metric}")
         try:
-            syn_p = run_protocol(protocol, syn_source)
-            rdm_p = run_protocol(protocol, rdm_source)
-            real_p = self.real_protocol(dataset, protocol, where)
+            terms = build(method_name, method, protocol, settings, where)
         except ConfigError as exc:
             raise ConfigError(f"{where}.protocol '{settings['protocol']}': {exc}") from None
-        rounds = []
-        for seed in self.seeds:
-            syn = self.add_run(dataset, set_id("syn", method=method_name), syn_p, seed)
-            rdm = self.add_run(dataset, set_id("rdm", ipc=ipc), rdm_p, seed)
-            real = self.add_run(dataset, "real", real_p, seed)
-            rounds.append(
-                {
-                    "seed": seed,
-                    # LRS-hard's own recipe is hard labels, so syn-any is the syn-hard run
-                    "terms": {"real-hard": real, "syn-hard": syn, "syn-any": syn, "rdm-any": rdm},
-                }
-            )
-        self.scores[(method_name, "lrs_hard")] = {
+        dataset = method["dataset"]
+        rounds = [
+            {
+                "seed": seed,
+                "terms": {
+                    term: self.add_run(dataset, set_name, run_p, seed)
+                    for term, (set_name, run_p) in terms.items()
+                },
+            }
+            for seed in self.seeds
+        ]
+        self.scores[(method_name, metric)] = {
             "method": method_name,
-            "metric": "lrs_hard",
+            "metric": metric,
             "dataset": dataset,
-            "ipc": ipc,
-            "weight": settings["weight"],
-            "lr_rule": settings["lr_rule"],
+            "ipc": method["ipc"],
+            "settings": settings,
             "protocol_name": settings["protocol"],
             "protocols": {
-                "syn": {"key": protocol_key(syn_p), **syn_p},
-                "rdm": {"key": protocol_key(rdm_p), **rdm_p},
-                "real": {"key": protocol_key(real_p), **real_p},
+                term: {"key": protocol_key(run_p), "set": set_name, **run_p}
+                for term, (set_name, run_p) in terms.items()
             },
             "rounds": rounds,
         }
@@ -266,6 +392,32 @@ class Plan:
             ipc = int(set_name[len("rdm-ipc") :])
             return f"results/sets/{dataset}/rdm/ipc{ipc}/seed{seed}.pt"
         return f"results/sets/{dataset}/syn/{set_name[len('syn-') :]}.pt"
+
+    @staticmethod
+    def teacher_paths(teachers: list[dict], dataset: str, seed: int) -> list[str]:
+        """Checkpoint of each teacher for one round: its file, or that seed's real-hard run."""
+        return [
+            t["path"]
+            if t["source"] == "file"
+            else run_path(dataset, "real", t["key"], seed).replace(".json", ".pt")
+            for t in teachers
+        ]
+
+    def soft_labels_path(self, dataset: str, set_name: str, teachers: list, seed: int) -> str:
+        key = protocol_key({"teachers": teachers})
+        return f"results/soft_labels/{dataset}/{set_name}/{key}/seed{seed}.pt"
+
+    def train_label_inputs(self, dataset: str, set_name: str, key: str, seed: int) -> dict:
+        """Extra inputs of a soft-label run: mode M teachers or mode S soft labels."""
+        protocol = self.protocols[key]
+        if protocol["labels"] != "soft":
+            return {}
+        if protocol["soft_label_mode"] == "M":
+            return {"teachers": self.teacher_paths(protocol["teachers"], dataset, seed)}
+        if protocol["soft_source"] == "teachers":
+            path = self.soft_labels_path(dataset, set_name, protocol["teachers"], seed)
+            return {"soft_labels": path}
+        return {}
 
 
 def check_names(config: dict) -> None:
@@ -310,8 +462,7 @@ def build_plan(config: dict, check: bool = True) -> Plan:
                     f"{where}.images '{images}': reference sets are {list(REFERENCE_SET_KINDS)}"
                 )
         for metric, settings in method["metrics"].items():
-            if metric == "lrs_hard":
-                plan.add_lrs_hard(name, method, settings)
+            plan.add_metric(name, method, metric, settings)
     return plan
 
 

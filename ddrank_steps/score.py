@@ -1,8 +1,10 @@
 """Stage score: gather a metric's terms from cached runs and compute it per round.
 
-The score file lists, for every round, its seed and each term's accuracy, chosen LR
-and run file, then the per-round score and the mean/std over rounds. Accuracies and
-HLR/IOR are fractions; LRS is in [0, 100].
+Metrics: `lrs_hard`, `lrs_soft` (HLR, IOR, LRS), `ars` (with/without-augmentation
+gaps, ARS) and `accuracy` (the syn set's plain test accuracy). The score file lists,
+for every round, its seed and each term's accuracy, chosen LR and run file, then the
+per-round values and the mean/std over rounds. Accuracies and their differences are
+fractions; LRS and ARS are in [0, 100].
 """
 
 from __future__ import annotations
@@ -26,33 +28,70 @@ def read_term(path: str) -> dict:
     return {"acc": selected["acc"], "lr": selected["lr"], "epoch": selected["epoch"], "run": path}
 
 
-def score_lrs_hard(spec: dict) -> dict:
+def _rounds(spec: dict, compute) -> list[dict]:
     rounds = []
     for i, r in enumerate(spec["rounds"]):
         terms = {name: read_term(path) for name, path in r["terms"].items()}
-        h = scores.hlr(terms["real-hard"]["acc"], terms["syn-hard"]["acc"])
-        o = scores.ior(terms["syn-any"]["acc"], terms["rdm-any"]["acc"])
-        alpha = scores.lrs_alpha(h, o, spec["weight"])
-        rounds.append(
-            {
-                "round": i,
-                "seed": r["seed"],
-                "terms": terms,
-                "hlr": h,
-                "ior": o,
-                "alpha": alpha,
-                "lrs": scores.normalise(alpha),
-            }
-        )
-    summary = {q: scores.mean_std([r[q] for r in rounds]) for q in ("lrs", "hlr", "ior")}
+        acc = {name: t["acc"] for name, t in terms.items()}
+        rounds.append({"round": i, "seed": r["seed"], "terms": terms, **compute(acc)})
+    return rounds
+
+
+def _summary(rounds: list[dict], quantities: tuple[str, ...]) -> dict:
+    summary = {q: scores.mean_std([r[q] for r in rounds]) for q in quantities}
     summary["terms"] = {
         name: scores.mean_std([r["terms"][name]["acc"] for r in rounds])
         for name in rounds[0]["terms"]
     }
-    return {"rounds": rounds, "summary": summary}
+    return summary
 
 
-SCORERS = {"lrs_hard": score_lrs_hard}
+def score_lrs(spec: dict) -> dict:
+    """LRS-hard and LRS-soft: HLR from the hard terms, IOR from the method's recipe."""
+    w = spec["settings"]["weight"]
+
+    def compute(acc):
+        h = scores.hlr(acc["real-hard"], acc["syn-hard"])
+        o = scores.ior(acc["syn-any"], acc["rdm-any"])
+        alpha = scores.lrs_alpha(h, o, w)
+        return {"hlr": h, "ior": o, "alpha": alpha, "lrs": scores.normalise(alpha)}
+
+    rounds = _rounds(spec, compute)
+    return {"rounds": rounds, "summary": _summary(rounds, ("lrs", "hlr", "ior"))}
+
+
+def score_ars(spec: dict) -> dict:
+    gamma = spec["settings"]["gamma"]
+
+    def compute(acc):
+        with_aug = acc["syn-aug"] - acc["rdm-aug"]
+        without_aug = acc["syn-naug"] - acc["rdm-naug"]
+        beta = scores.ars_beta(
+            acc["syn-aug"], acc["rdm-aug"], acc["syn-naug"], acc["rdm-naug"], gamma
+        )
+        return {
+            "with_aug": with_aug,
+            "without_aug": without_aug,
+            "beta": beta,
+            "ars": scores.normalise(beta),
+        }
+
+    rounds = _rounds(spec, compute)
+    return {"rounds": rounds, "summary": _summary(rounds, ("ars", "with_aug", "without_aug"))}
+
+
+def score_accuracy(spec: dict) -> dict:
+    rounds = _rounds(spec, lambda acc: {"acc": acc["syn-any"]})
+    return {"rounds": rounds, "summary": _summary(rounds, ("acc",))}
+
+
+SCORERS = {
+    "lrs_hard": score_lrs,
+    "lrs_soft": score_lrs,
+    "ars": score_ars,
+    "accuracy": score_accuracy,
+}
+MAIN_QUANTITY = {"lrs_hard": "lrs", "lrs_soft": "lrs", "ars": "ars", "accuracy": "acc"}
 
 
 def main(args: argparse.Namespace) -> None:
@@ -60,28 +99,28 @@ def main(args: argparse.Namespace) -> None:
     result = SCORERS[spec["metric"]](spec)
     out = {
         key: spec[key]
-        for key in ("method", "metric", "dataset", "ipc", "weight", "lr_rule", "protocol_name")
+        for key in ("method", "metric", "dataset", "ipc", "settings", "protocol_name")
     }
     out.update(
         {
             "protocols": spec["protocols"],
             "seeds": [r["seed"] for r in spec["rounds"]],
             **result,
-            "units": "accuracies, HLR and IOR are fractions in [0, 1]; LRS is in [0, 100]",
+            "units": "accuracies and their differences are fractions; LRS and ARS are in [0, 100]",
             "std": "population standard deviation over rounds (ddof = 0), as the reference",
             "versions": software_versions(),
         }
     )
     write_json(args.out, out)
-    s = result["summary"]
+    main_quantity = MAIN_QUANTITY[spec["metric"]]
+    stats = result["summary"][main_quantity]
     log.info(
-        "%s %s: LRS %.2f ± %.2f  HLR %.4f  IOR %.4f",
+        "%s %s: %s %.4f ± %.4f",
         spec["method"],
         spec["metric"],
-        s["lrs"]["mean"],
-        s["lrs"]["std"],
-        s["hlr"]["mean"],
-        s["ior"]["mean"],
+        main_quantity,
+        stats["mean"],
+        stats["std"],
     )
 
 

@@ -9,6 +9,7 @@ Accepted inputs (this stage; image folders come with the dataset-format work):
   `images` (and optionally `labels`, `lr`);
 - `labels`: absent (class-sorted hard labels, as the reference assumes), a `.pt`
   holding hard labels (N,) or soft labels (N, num_classes);
+- `soft_labels`: a `.pt` of (N, num_classes) teacher logits, used by mode-S protocols;
 - `lr`: a number, or a `.pt` / `.txt` file holding one.
 """
 
@@ -174,7 +175,32 @@ def check_ipc(labels: torch.Tensor, ipc: int, meta: DatasetMeta, source: str) ->
         )
 
 
-def import_set(method: str, images: str, labels: str | None, lr, ipc: int, meta: DatasetMeta):
+def read_soft_labels(path: str, n: int, meta: DatasetMeta) -> torch.Tensor:
+    soft = _load_pt(path, "soft_labels")
+    if not isinstance(soft, torch.Tensor) or soft.dim() != 2:
+        shape = tuple(soft.shape) if isinstance(soft, torch.Tensor) else type(soft).__name__
+        raise InputError(path, "soft_labels", f"is {shape}", f"a ({n}, {meta.num_classes}) tensor")
+    if tuple(soft.shape) != (n, meta.num_classes):
+        raise InputError(
+            path,
+            "soft_labels",
+            f"shape {tuple(soft.shape)} for {n} images",
+            f"expected ({n}, {meta.num_classes}): one row of teacher logits per image",
+        )
+    if not torch.isfinite(soft).all():
+        raise InputError(path, "soft_labels", "holds NaN or infinite values")
+    return soft.float()
+
+
+def import_set(
+    method: str,
+    images: str,
+    labels: str | None,
+    lr,
+    ipc: int,
+    meta: DatasetMeta,
+    soft_labels: str | None = None,
+):
     x, inline_labels, inline_lr = read_images(images, meta)
     if labels is not None:
         label_blob = _load_pt(labels, "labels")
@@ -183,6 +209,8 @@ def import_set(method: str, images: str, labels: str | None, lr, ipc: int, meta:
         label_blob, label_source = inline_labels, images
     hard, soft = resolve_labels(label_blob, x.shape[0], ipc, meta, label_source)
     check_ipc(hard, ipc, meta, label_source)
+    if soft_labels is not None:
+        soft = read_soft_labels(soft_labels, x.shape[0], meta)
     lr_value = resolve_lr(lr if lr is not None else inline_lr, images)
     if soft is not None:
         label_kind = "soft"
@@ -195,6 +223,7 @@ def import_set(method: str, images: str, labels: str | None, lr, ipc: int, meta:
         "ipc": ipc,
         "images": images,
         "labels": labels,
+        "soft_labels": soft_labels,
         "label_kind": label_kind,
         "lr": lr_value,
     }
@@ -214,7 +243,9 @@ def main(args: argparse.Namespace) -> None:
             lr = float(lr)
         except ValueError:
             pass  # a path
-    blob = import_set(args.method, args.images, args.labels, lr, args.ipc, meta)
+    blob = import_set(
+        args.method, args.images, args.labels, lr, args.ipc, meta, soft_labels=args.soft_labels
+    )
     save_torch(args.out, blob)
     info = blob["info"]
     log.info(
@@ -227,6 +258,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True)
     p.add_argument("--images", required=True)
     p.add_argument("--labels", default=None)
+    p.add_argument("--soft-labels", default=None, help="(N, classes) teacher logits (.pt)")
     p.add_argument("--lr", default=None, help="a number or a .pt/.txt path")
     p.add_argument("--ipc", required=True, type=int)
     p.add_argument("--meta", required=True)

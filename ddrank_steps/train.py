@@ -3,6 +3,10 @@
 Writes a JSON with the accuracy curve of every LR, the selected LR and accuracy,
 the protocol, seed, device and software versions. The set is a set file (rdm,
 reference or syn set) or, with `--real`, the train split of the prepared dataset.
+Soft labels come from `--soft-labels` (mode S, made by the soft_labels stage) or the
+set file itself (a syn set given with soft labels); mode M loads `--teacher`
+checkpoints, one per entry of the protocol's `teachers`. `--checkpoint` saves the
+selected model's weights (the real-hard runs do, so they can serve as teachers).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from ddrank_steps.data import DatasetMeta, load_set, load_split
 from ddrank_steps.engine import Split, resolve_device, train_group
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.io import write_json
+from ddrank_steps.teachers import Ensemble, load_teacher, save_checkpoint
 from ddrank_steps.versions import software_versions
 
 log = logging.getLogger("ddrank.train")
@@ -33,6 +38,36 @@ def learning_rates(protocol: dict, set_blob: dict | None, set_path: str) -> list
             raise InputError(set_path, "lr", "the protocol asks for the method's lr, but none")
         return [float(set_blob["lr"])]
     raise ConfigError(f"lr_source '{source}' is unknown")
+
+
+def soft_targets(protocol: dict, set_blob: dict | None, args) -> torch.Tensor | None:
+    """Per-image teacher logits for mode S, checked against the set."""
+    if protocol.get("labels") != "soft" or protocol.get("soft_label_mode") != "S":
+        return None
+    if protocol.get("soft_source") == "set":
+        if set_blob is None or set_blob.get("soft_labels") is None:
+            raise InputError(args.set, "soft_labels", "missing", "give the method's labels")
+        return set_blob["soft_labels"].float()
+    if not args.soft_labels:
+        raise ConfigError("mode S with teacher labels needs --soft-labels")
+    blob = torch.load(args.soft_labels, map_location="cpu", weights_only=True)
+    return blob["soft_labels"].float()
+
+
+def teacher_ensemble(protocol: dict, paths: list[str], meta: DatasetMeta, device):
+    if protocol.get("labels") != "soft" or protocol.get("soft_label_mode") != "M":
+        return None
+    specs = protocol["teachers"]
+    if len(paths) != len(specs):
+        raise ConfigError(f"{len(specs)} teachers in the protocol but {len(paths)} --teacher")
+    shape = (meta.height, meta.width)
+    nets = [
+        load_teacher(
+            path, t["model"], t["model_options"], meta.num_classes, meta.channels, shape, device
+        )
+        for t, path in zip(specs, paths, strict=True)
+    ]
+    return Ensemble(nets)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -53,12 +88,22 @@ def main(args: argparse.Namespace) -> None:
         set_blob = load_set(args.set)
         train = Split(set_blob["images"], set_blob["labels"])
         set_info = set_blob.get("info", {})
+    train.soft = soft_targets(protocol, set_blob, args)
+    if train.soft is not None and train.soft.shape != (len(train.labels), meta.num_classes):
+        raise InputError(
+            args.soft_labels or args.set,
+            "soft_labels",
+            f"shape {tuple(train.soft.shape)} for {len(train.labels)} images",
+            f"expected ({len(train.labels)}, {meta.num_classes})",
+        )
     lrs = learning_rates(protocol, set_blob, args.set)
+    teachers = teacher_ensemble(protocol, args.teacher, meta, device)
 
     def to_device(split: Split | None) -> Split | None:
         if split is None:
             return None
-        return Split(split.images.to(device), split.labels.to(device))
+        soft = split.soft.to(device) if split.soft is not None else None
+        return Split(split.images.to(device), split.labels.to(device), soft)
 
     log.info(
         "training %s (%d images) on %s, %d LR(s), seed %d",
@@ -77,8 +122,14 @@ def main(args: argparse.Namespace) -> None:
         to_device(val),
         shape,
         meta.num_classes,
+        teachers=teachers,
+        keep_state=bool(args.checkpoint),
     )
     chosen = results[best]
+    if args.checkpoint:
+        arch = {"model": protocol["model"], "model_options": protocol.get("model_options") or {}}
+        info = {"seed": args.seed, "lr": chosen.lr, "epoch": chosen.selected_epoch}
+        save_checkpoint(args.checkpoint, chosen.state, arch, {**info, "acc": chosen.acc})
     write_json(
         args.out,
         {
@@ -115,6 +166,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", default=1, type=int)
+    p.add_argument("--soft-labels", default=None, help="mode S labels of the set (.pt)")
+    p.add_argument("--teacher", action="append", default=[], help="mode M teacher checkpoint")
+    p.add_argument("--checkpoint", default=None, help="save the selected model's weights here")
     p.add_argument("--out", required=True)
     return p
 

@@ -238,6 +238,7 @@ def test_cifar10_example_config_dry_runs(trees, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]
-    # 5 rounds x (syn + rdm + real)
-    assert re.search(r"^train\s+15$", text, re.MULTILINE), text[-3000:]
+    # 5 rounds x (syn + rdm), and 5 real-hard runs (their own rule: they keep a checkpoint)
+    assert re.search(r"^train\s+10$", text, re.MULTILINE), text[-3000:]
+    assert re.search(r"^train_real\s+5$", text, re.MULTILINE), text[-3000:]
     assert re.search(r"^prepare_dataset\s+1$", text, re.MULTILINE), text[-3000:]

@@ -41,9 +41,10 @@ def terms(plan, method: str, term: str) -> list[str]:
 # --- the shape of the plan -------------------------------------------------------------------
 
 
-def test_plan_has_one_lrs_score_per_method(config):
+def test_plan_has_one_score_per_method_and_metric(config):
     plan = build_plan(config)
-    assert sorted(plan.scores) == sorted((m, "lrs_hard") for m in METHODS)
+    metrics = ("lrs_hard", "lrs_soft", "ars", "accuracy")
+    assert sorted(plan.scores) == sorted((m, k) for m in METHODS for k in metrics)
 
 
 def test_each_score_has_num_eval_rounds_with_consecutive_seeds(config):
@@ -79,13 +80,13 @@ def test_syn_any_of_lrs_hard_is_the_syn_hard_run(config):
 def test_run_paths_hold_dataset_set_key_and_seed(config):
     plan = build_plan(config)
     spec = plan.scores[("random", "lrs_hard")]
-    key = spec["protocols"]["rdm"]["key"]
+    key = spec["protocols"]["rdm-any"]["key"]
     expected = f"results/runs/digits/rdm-ipc10/{key}/seed1.json"
     assert spec["rounds"][1]["terms"]["rdm-any"] == expected
 
 
 def test_real_run_uses_the_configured_real_protocol(config):
-    real = build_plan(config).scores[("random", "lrs_hard")]["protocols"]["real"]
+    real = build_plan(config).scores[("random", "lrs_hard")]["protocols"]["real-hard"]
     assert (real["lr_source"], real["lr"], real["epochs"]) == ("fixed", 0.05, 60)
     assert real["model"] == "ConvNet-3" and real["model_options"] == {"width": 32}
     assert real["labels"] == "hard"
@@ -116,7 +117,7 @@ def test_protocol_key_changes_when_epochs_change(config):
 
 def test_renaming_a_protocol_keeps_every_run_path(config):
     renamed = copy.deepcopy(config)
-    renamed["protocols"] = {"other-name": renamed["protocols"].pop("digits-dsa")}
+    renamed["protocols"]["other-name"] = renamed["protocols"].pop("digits-dsa")
     for method in renamed["methods"].values():
         method["metrics"]["lrs_hard"]["protocol"] = "other-name"
     a, b = build_plan(config), build_plan(renamed)
@@ -145,26 +146,26 @@ def test_editing_the_metric_protocol_keeps_the_real_hard_runs(config):
 def test_method_lr_with_reference_rule_makes_syn_use_the_sets_lr(config):
     config["methods"]["random"]["lr"] = 0.02
     spec = build_plan(config).scores[("random", "lrs_hard")]["protocols"]
-    assert spec["syn"]["lr_source"] == "set"
-    assert "lr_grid" not in spec["syn"] and "lr" not in spec["syn"]
-    assert spec["rdm"]["lr_source"] == "grid"
-    assert spec["rdm"]["lr_grid"] == [0.001, 0.005, 0.01, 0.05, 0.1]
+    assert spec["syn-any"]["lr_source"] == "set"
+    assert "lr_grid" not in spec["syn-any"] and "lr" not in spec["syn-any"]
+    assert spec["rdm-any"]["lr_source"] == "grid"
+    assert spec["rdm-any"]["lr_grid"] == [0.001, 0.005, 0.01, 0.05, 0.1]
 
 
 def test_method_lr_with_grid_all_rule_makes_syn_search_the_grid(config):
     config["methods"]["random"]["lr"] = 0.02
     config["methods"]["random"]["metrics"]["lrs_hard"]["lr_rule"] = "grid_all"
     spec = build_plan(config).scores[("random", "lrs_hard")]["protocols"]
-    assert spec["syn"]["lr_source"] == "grid"
-    assert spec["syn"]["key"] == spec["rdm"]["key"]
+    assert spec["syn-any"]["lr_source"] == "grid"
+    assert spec["syn-any"]["key"] == spec["rdm-any"]["key"]
 
 
 def test_protocol_with_fixed_lr_fixes_both_syn_and_rdm(config):
     config["protocols"]["digits-dsa"]["lr"] = 0.03
     config["methods"]["random"]["lr"] = 0.02  # ignored: the protocol fixes the LR
     spec = build_plan(config).scores[("random", "lrs_hard")]["protocols"]
-    assert (spec["syn"]["lr_source"], spec["syn"]["lr"]) == ("fixed", 0.03)
-    assert (spec["rdm"]["lr_source"], spec["rdm"]["lr"]) == ("fixed", 0.03)
+    assert (spec["syn-any"]["lr_source"], spec["syn-any"]["lr"]) == ("fixed", 0.03)
+    assert (spec["rdm-any"]["lr_source"], spec["rdm-any"]["lr"]) == ("fixed", 0.03)
 
 
 def test_run_protocol_step_scheduler_without_step_size_decays_half_way():

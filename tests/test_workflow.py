@@ -7,6 +7,7 @@ the tests do not depend on their order.
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import subprocess
@@ -98,7 +99,10 @@ def test_default_config_dry_runs(tmp_path):
     proc = snakemake(tmp_path, "--dry-run", configfile=REPO / "config" / "config.yaml")
     text = proc.stdout + proc.stderr
     assert "leaderboard" in text
-    assert re.search(r"train\s+15", text), text[-3000:]  # (3 syn + rdm + real) x 3 rounds
+    # per round: 3 methods x (syn-hard, syn-soft, syn-naug) + rdm under the same 3 protocols;
+    # LRS-soft's syn-hard, ARS's aug terms and accuracy reuse those runs
+    assert re.search(r"^train\s+36$", text, re.MULTILINE), text[-3000:]
+    assert re.search(r"^train_real\s+3$", text, re.MULTILINE), text[-3000:]
 
 
 def test_tiny_run_writes_leaderboard_with_fractions_and_scores(done_run):
@@ -116,6 +120,11 @@ def test_tiny_run_writes_leaderboard_with_fractions_and_scores(done_run):
     assert (table["lrs_hard_rounds"] == 2).all()
     assert (table["lrs_hard_seeds"] == "0;1").all()
     assert list(table["rank"]) == [1, 2, 3]
+    for col in ("lrs_soft_lrs_mean", "ars_ars_mean", "accuracy_acc_mean"):
+        assert col in table
+    assert table["lrs_soft_lrs_mean"].between(0, 100).all()
+    assert table["ars_ars_mean"].between(0, 100).all()
+    assert table["accuracy_acc_mean"].between(0, 1).all()
     assert (done_run / "results" / "report.html").read_text().startswith("<!doctype html>")
 
 
@@ -133,8 +142,9 @@ def test_score_file_records_every_term_seed_lr_protocol_and_versions(done_run):
         assert r["lrs"] == pytest.approx(
             100 * (2.718281828459045 ** r["alpha"] - 0.36787944117144233) / 2.3504023872876028
         )
-    assert score["protocols"]["syn"]["epochs"] == 4
-    assert score["protocols"]["real"]["lr"] == 0.05
+    assert score["protocols"]["syn-any"]["epochs"] == 4
+    assert score["protocols"]["real-hard"]["lr"] == 0.05
+    assert score["settings"] == {"protocol": "digits-dsa", "weight": 0.5, "lr_rule": "reference"}
     assert "torch" in score["versions"]
 
 
@@ -149,9 +159,11 @@ def test_rdm_and_real_runs_are_shared_across_methods(done_run):
     runs = done_run / "results" / "runs" / "digits"
     sets = {p.name for p in runs.iterdir()}
     assert sets == {"real", "rdm-ipc10", "syn-herding", "syn-kmeans", "syn-random"}
-    # one protocol key each for rdm and real, two seeds each: trained once for 3 methods
-    assert len(list((runs / "rdm-ipc10").rglob("seed*.json"))) == 2
+    # rdm under 3 protocols (hard+DSA, soft+DSA, soft without DSA) and one real-hard
+    # protocol, two seeds each: trained once for 3 methods and 4 metrics
+    assert len(list((runs / "rdm-ipc10").rglob("seed*.json"))) == 3 * 2
     assert len(list((runs / "real").rglob("seed*.json"))) == 2
+    assert len(list((runs / "real").rglob("seed*.pt"))) == 2  # the teachers
 
 
 def test_no_change_rerun_does_nothing(workdir):
@@ -184,11 +196,13 @@ def test_adding_a_round_runs_only_the_new_seed(workdir):
     config["num_eval"] = 3
     write_config(workdir, config)
     jobs = planned_jobs(workdir)
-    # seed 2: one rdm subset; 3 syn + 1 rdm + 1 real runs; every score and the leaderboard
+    # seed 2: one rdm subset; 3 methods x 3 syn runs + 3 rdm runs; one real-hard run;
+    # every score and the leaderboard
     assert jobs == {
         "random_subset": 1,
-        "train": 5,
-        "score": 3,
+        "train": 12,
+        "train_real": 1,
+        "score": 12,
         "leaderboard": 1,
         "all": 1,
     }
@@ -196,7 +210,8 @@ def test_adding_a_round_runs_only_the_new_seed(workdir):
 
 def test_changing_the_weight_rescores_without_training(workdir):
     config = tiny_config()
-    config["methods"]["kmeans"]["metrics"]["lrs_hard"]["weight"] = 0.8
+    metrics = config["methods"]["kmeans"]["metrics"] = dict(config["methods"]["kmeans"]["metrics"])
+    metrics["lrs_hard"] = {**metrics["lrs_hard"], "weight": 0.8}
     write_config(workdir, config)
     assert planned_jobs(workdir) == {"score": 1, "leaderboard": 1, "all": 1}
 
@@ -251,3 +266,41 @@ def test_failing_job_names_file_and_reason_and_keeps_other_results(workdir):
     assert not (workdir / "results/sets/digits/syn/bad.pt").exists()
     after = {p: p.stat().st_mtime for p in before}
     assert after == before  # nothing already computed was lost or redone
+
+
+def test_a_method_with_every_metric_reuses_rdm_real_and_teachers(workdir):
+    torch.save({"images": torch.randn(100, 1, 8, 8), "lr": 0.01}, workdir / "my_set.pt")
+    config = tiny_config()
+    config["methods"]["mine"] = {
+        "dataset": "digits",
+        "ipc": 10,
+        "images": "my_set.pt",
+        "metrics": copy.deepcopy(config["methods"]["kmeans"]["metrics"]),
+    }
+    write_config(workdir, config)
+    # per round: syn-hard at its own lr (LRS-hard), syn-hard on the grid (LRS-soft, as the
+    # reference), syn-soft and syn-naug at its own lr; nothing for rdm, real or teachers
+    assert planned_jobs(workdir) == {
+        "syn_set": 1,
+        "train": 4 * 2,
+        "score": 4,
+        "leaderboard": 1,
+        "all": 1,
+    }
+
+
+def test_mode_s_runs_through_the_soft_label_stage(workdir):
+    config = tiny_config()
+    config["protocols"]["digits-kd"]["soft_label_mode"] = "S"
+    write_config(workdir, config)
+    jobs = planned_jobs(workdir)
+    # per round: teacher logits for the rdm subset and for each of the 3 syn sets
+    assert jobs["soft_labels"] == 4 * 2
+    assert "train_real" not in jobs  # the teachers are the real-hard runs already trained
+    snakemake(workdir)
+    labels = list((workdir / "results" / "soft_labels" / "digits").rglob("seed*.pt"))
+    assert len(labels) == 8
+    blob = torch.load(labels[0], weights_only=True)
+    assert blob["soft_labels"].shape == (100, 10)
+    table = pd.read_csv(workdir / "results" / "leaderboard.csv")
+    assert table["lrs_soft_lrs_mean"].between(0, 100).all()

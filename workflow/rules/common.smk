@@ -1,5 +1,6 @@
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,9 +35,10 @@ wildcard_constraints:
     ipc=r"\d+",
     seed=r"\d+",
     kind=r"random|herding|kmeans",
-    set=r"real|rdm-ipc\d+|syn-[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    set=r"rdm-ipc\d+|syn-[A-Za-z0-9][A-Za-z0-9_.+-]*",
     protocol=r"[0-9a-f]{10}",
-    metric=r"lrs_hard",
+    teachers=r"[0-9a-f]{10}",
+    metric=r"lrs_hard|lrs_soft|ars|accuracy",
 
 
 def stage_code(stage):
@@ -60,6 +62,8 @@ def syn_set_inputs(wildcards):
     }
     if method["labels"]:
         inputs["labels"] = method["labels"]
+    if method["soft_labels"]:
+        inputs["soft_labels"] = method["soft_labels"]
     if isinstance(method["lr"], str):
         inputs["lr"] = method["lr"]
     return inputs
@@ -70,6 +74,8 @@ def syn_set_args(wildcards, input):
     args = ["--ipc", str(method["ipc"])]
     if method["labels"]:
         args += ["--labels", input.labels]
+    if method["soft_labels"]:
+        args += ["--soft-labels", input.soft_labels]
     if method["lr"] is not None:
         args += [
             "--lr",
@@ -87,18 +93,29 @@ def train_inputs(wildcards):
         "meta": f"results/datasets/{wildcards.dataset}/meta.json",
         "code": stage_code("train"),
     }
-    set_file = PLAN.train_set_input(
-        wildcards.dataset, wildcards.set, int(wildcards.seed)
-    )
+    set_name = getattr(wildcards, "set", "real")
+    set_file = PLAN.train_set_input(wildcards.dataset, set_name, int(wildcards.seed))
     if set_file is not None:
         inputs["set"] = set_file
+    inputs.update(
+        PLAN.train_label_inputs(
+            wildcards.dataset, set_name, wildcards.protocol, int(wildcards.seed)
+        )
+    )
     return inputs
 
 
-def train_set_args(wildcards, input):
-    if wildcards.set == "real":
-        return f"--real --set {input.data}"
-    return f"--set {input.set}"
+def train_args(wildcards, input):
+    """The set and, for soft labels, the teachers (mode M) or stored labels (mode S)."""
+    if "set" in input.keys():
+        args = [f"--set {shlex.quote(input.set)}"]
+    else:
+        args = [f"--real --set {shlex.quote(input.data)}"]
+    if "soft_labels" in input.keys():
+        args.append(f"--soft-labels {shlex.quote(input.soft_labels)}")
+    if "teachers" in input.keys():
+        args += [f"--teacher {shlex.quote(path)}" for path in input.teachers]
+    return " ".join(args)
 
 
 def run_protocol_json(wildcards):
@@ -112,6 +129,37 @@ def run_protocol_json(wildcards):
 
 def train_gpus(wildcards):
     return RES["train_gpus"]
+
+
+# One command for every training job; the real-hard runs add --checkpoint so that
+# their weights can serve as teachers.
+TRAIN_CMD = (
+    "{PYTHON} -m ddrank_steps.train {params.args}"
+    " --data {input.data:q} --meta {input.meta:q}"
+    " --protocol {params.protocol:q} --protocol-key {wildcards.protocol}"
+    " --seed {wildcards.seed} --device {params.device} --threads {threads}"
+    " --out {output.json:q}"
+)
+
+
+# --- soft labels ----------------------------------------------------------------------
+
+
+def soft_label_inputs(wildcards):
+    teachers = PLAN.teacher_sets[wildcards.teachers]
+    seed = int(wildcards.seed)
+    return {
+        "set": PLAN.train_set_input(wildcards.dataset, wildcards.set, seed),
+        "meta": f"results/datasets/{wildcards.dataset}/meta.json",
+        "teachers": PLAN.teacher_paths(teachers, wildcards.dataset, seed),
+        "code": stage_code("soft_labels"),
+    }
+
+
+def soft_label_args(wildcards, input):
+    teachers = shlex.quote(canonical_json(PLAN.teacher_sets[wildcards.teachers]))
+    checkpoints = " ".join(f"--teacher {shlex.quote(path)}" for path in input.teachers)
+    return f"--teachers {teachers} {checkpoints}"
 
 
 # --- scores ---------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+"""Stage soft_labels: mode-S labels of a set, from the teacher ensemble.
+
+For each image of the set (un-augmented), the mean of the teachers' logits, computed
+once per round and stored; training in mode S then uses them as fixed targets. This is
+what the reference meant to do for random subsets (its code for it crashes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import torch
+
+from ddrank_steps import cli
+from ddrank_steps.data import DatasetMeta, load_set
+from ddrank_steps.engine import resolve_device
+from ddrank_steps.io import save_torch
+from ddrank_steps.teachers import Ensemble, load_teacher
+
+log = logging.getLogger("ddrank.soft_labels")
+
+
+@torch.no_grad()
+def label(images: torch.Tensor, teachers: Ensemble, batch_size: int, device) -> torch.Tensor:
+    out = [
+        teachers(images[i : i + batch_size].to(device)).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out)
+
+
+def main(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    meta = DatasetMeta.load(args.meta)
+    specs = args.teachers
+    if len(specs) != len(args.teacher):
+        raise ValueError(f"{len(specs)} teacher specs but {len(args.teacher)} checkpoints")
+    shape = (meta.height, meta.width)
+    nets = [
+        load_teacher(
+            path, t["model"], t["model_options"], meta.num_classes, meta.channels, shape, device
+        )
+        for t, path in zip(specs, args.teacher, strict=True)
+    ]
+    blob = load_set(args.set)
+    logits = label(blob["images"], Ensemble(nets), args.batch_size, device)
+    agree = (logits.argmax(1) == blob["labels"]).float().mean().item()
+    info = {"set": args.set, "teachers": specs, "checkpoints": args.teacher, "agreement": agree}
+    save_torch(args.out, {"soft_labels": logits, "info": info})
+    log.info(
+        "labelled %d images; teacher argmax agrees with the set's labels on %.1f%%",
+        len(logits),
+        100 * agree,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--set", required=True)
+    p.add_argument("--meta", required=True)
+    p.add_argument("--teachers", required=True, type=cli.json_arg, help="teacher specs (JSON)")
+    p.add_argument("--teacher", action="append", default=[], help="checkpoint, one per spec")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True)
+    return p
+
+
+if __name__ == "__main__":
+    cli.run(main, parser())

@@ -1,0 +1,103 @@
+"""Teacher models: loading checkpoints in the shapes people save them, and ensembles.
+
+Accepted checkpoint shapes: a plain state dict; `{"state_dict": …}` or `{"model": …}`
+wrappers (ours is `{"state_dict": …, "arch": …}`); keys prefixed by `module.` (DDP) or
+`_orig_mod.` (torch.compile). Loading is strict, so a teacher saved for another
+architecture or class count fails with the key or shape that does not fit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ddrank_steps.errors import InputError
+from ddrank_steps.models import build_model
+
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+def extract_state_dict(blob, path: str) -> dict[str, torch.Tensor]:
+    if isinstance(blob, dict):
+        for key in ("state_dict", "model"):
+            inner = blob.get(key)
+            if (
+                isinstance(inner, dict)
+                and inner
+                and all(isinstance(v, torch.Tensor) for v in inner.values())
+            ):
+                blob = inner
+                break
+    if (
+        not isinstance(blob, dict)
+        or not blob
+        or not all(isinstance(v, torch.Tensor) for v in blob.values())
+    ):
+        raise InputError(
+            path,
+            "state_dict",
+            "is not a state dict (nor {'state_dict': …} / {'model': …} holding one)",
+            "save the teacher with torch.save(model.state_dict(), path)",
+        )
+    cleaned = {}
+    for key, value in blob.items():
+        for prefix in _PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        cleaned[key] = value
+    return cleaned
+
+
+def load_teacher(
+    path: str,
+    model: str,
+    model_options: dict | None,
+    num_classes: int,
+    channels: int,
+    im_size: tuple[int, int],
+    device: torch.device,
+) -> nn.Module:
+    if not Path(path).is_file():
+        raise InputError(path, "teacher", "file not found", "train it, or fix teacher_dir")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(path, "teacher", f"cannot be read by torch.load ({exc})") from None
+    state = extract_state_dict(blob, path)
+    net = build_model(model, num_classes, channels, im_size, model_options)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise InputError(
+            path,
+            "state_dict",
+            f"does not fit {model} with {num_classes} classes: {' '.join(first)}",
+            "check the teacher's architecture, options and class count",
+        ) from None
+    net.eval().requires_grad_(False)
+    return net.to(device)
+
+
+class Ensemble(nn.Module):
+    """The arithmetic mean of the teachers' logits (the reference's rule), always in eval
+    mode and without gradients."""
+
+    def __init__(self, teachers: list[nn.Module]):
+        super().__init__()
+        self.teachers = nn.ModuleList(teachers)
+
+    def train(self, mode: bool = True):  # teachers never leave eval mode
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([t(x) for t in self.teachers]).mean(0)
+
+
+def save_checkpoint(path: str, state_dict: dict, arch: dict, info: dict) -> None:
+    from ddrank_steps.io import save_torch
+
+    save_torch(path, {"state_dict": state_dict, "arch": arch, "info": info})
