@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,3 +21,20 @@ class BatchAugmentation(Protocol):
     def __call__(
         self, images: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, Mix | None]: ...
+
+
+def mixed_loss(
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    output: torch.Tensor,
+    targets: torch.Tensor,
+    mix: Mix | None,
+) -> torch.Tensor:
+    """The loss of a batch that an augmentation may have mixed.
+
+    `targets` are per-sample along dim 0: hard labels (N,), or soft labels (N, classes) that
+    belong to the unmixed images (mode S). In mode M the teacher labels the mixed images
+    themselves, so the caller passes `mix=None` there.
+    """
+    if mix is None:
+        return loss_fn(output, targets)
+    return mix.lam * loss_fn(output, targets) + (1.0 - mix.lam) * loss_fn(output, targets[mix.perm])
