@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ddrank_steps.augment import build_augmentation
+from ddrank_steps.augment import build_augmentation, mixed_loss
 from ddrank_steps.losses import make_soft_loss
 from ddrank_steps.models import build_model
 from ddrank_steps.optim import make_optimizer, make_scheduler
@@ -105,22 +105,11 @@ class LabelRecipe:
 
     def loss(self, out, images, labels, soft, mix) -> torch.Tensor:
         if self.kind == "hard":
-            return _mixed(lambda y: F.cross_entropy(out, y), labels, mix)
+            return mixed_loss(F.cross_entropy, out, labels, mix)
         if self.mode == "M":
             targets = self.teachers(images)  # the augmented (and mixed) images themselves
-            return _mixed(lambda y: self.soft_loss(out, targets, y), labels, mix)
-        return _mixed(lambda pair: self.soft_loss(out, pair[0], pair[1]), (soft, labels), mix)
-
-
-def _mixed(loss_of, targets, mix):
-    """loss(targets), or λ·loss(targets) + (1 − λ)·loss(targets[perm]) for a mixed batch."""
-    if mix is None:
-        return loss_of(targets)
-    if isinstance(targets, tuple):
-        permuted = tuple(t[mix.perm] for t in targets)
-    else:
-        permuted = targets[mix.perm]
-    return mix.lam * loss_of(targets) + (1 - mix.lam) * loss_of(permuted)
+            return mixed_loss(lambda o, y: self.soft_loss(o, targets, y), out, labels, mix)
+        return mixed_loss(lambda o, t: self.soft_loss(o, t[0], t[1]), out, (soft, labels), mix)
 
 
 def _select_point(curve: list[dict], rule: str) -> dict:

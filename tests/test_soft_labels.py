@@ -387,3 +387,30 @@ def test_soft_labels_stage_writes_teacher_logits(tmp_path):
     out = torch.load(tmp_path / "soft.pt", weights_only=True)
     with torch.no_grad():
         assert torch.allclose(out["soft_labels"], net.eval()(images), atol=1e-5)
+
+
+# --- the reference's soft-label demo configs, translated -------------------------------------
+
+
+@pytest.mark.workflow
+def test_reference_soft_label_demos_validate_and_dry_run(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "reference-imagenet-soft.yaml").read_text())
+    config["teacher_dir"] = str(tmp_path / "teacher_models")
+    images = tmp_path / "images.pt"
+    torch.save(torch.zeros(1), images)  # a dry-run plans jobs; it reads no set
+    config["methods"]["my_method"]["images"] = str(images)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    cmd = [
+        *(sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")),
+        *("--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")),
+        *("--cores", "2", "--dry-run"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-4000:]
+    # per round: syn-hard (no aug), syn-soft = syn-aug, rdm-soft = rdm-aug, syn-naug, rdm-naug
+    import re
+
+    assert re.search(r"^train\s+25$", text, re.MULTILINE), text[-3000:]
+    # no teacher checkpoint on disk: the real-hard ResNet-18-BN of each round teaches
+    assert re.search(r"^train_real\s+5$", text, re.MULTILINE), text[-3000:]

@@ -1,13 +1,24 @@
 """Model registry: strict name parsing and one builder per family.
 
-Names follow the reference: `Family-Depth[-Norm]`, e.g. `ConvNet-3`, `ConvNet-3-BN`.
-Unlike the reference, an unknown family, depth or norm suffix is an error listing
-the valid choices (the reference silently falls back to instance norm).
-A later issue extends FAMILIES with AlexNet, VGG, ResNet, LeNet, MLP and torchvision models.
+Names follow the reference: `Family-Depth[-Norm]` (`ConvNet-3`, `ResNet-18-BN`, `VGG-11`),
+the bare family for networks without a depth (`AlexNet`, `LeNet`, `MLP`), and
+`torchvision:<name>` for any torchvision classification model (`torchvision:resnet18`).
+Unlike the reference, an unknown family, depth or norm suffix is an error listing the valid
+choices (the reference silently falls back to instance norm, or crashes on a bad depth).
+
+Norm suffixes: -BN batch norm, -IN instance norm (GroupNorm(C, C), the DC default), -GN
+group norm (4 groups), -LN layer norm, -NN no norm; each family lists the ones it has.
+The DC-style AlexNet, VGG and ResNet have a torchvision-style twin, chosen with
+`model_options: {torchvision: true}` (the reference's `use_torchvision`).
+
+Every family takes `channels` (our digits and MNIST have 1; the reference always builds 3)
+and any input size its depth allows; the parameter count at 3 channels and 32 or 64 px
+equals the reference's for the same name (tests/test_models_zoo.py has the table).
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,22 +32,28 @@ NORM_SUFFIXES = {
     "LN": "layernorm",
     "NN": "none",
 }
+TORCHVISION_PREFIX = "torchvision:"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     family: str
-    depth: int
-    norm: str  # one of NORM_SUFFIXES' values
+    depth: int | None  # None for families without a depth (AlexNet, LeNet, MLP, torchvision:)
+    norm: str | None  # one of NORM_SUFFIXES' values; None where the name cannot choose one
+    arch: str | None = None  # the torchvision model name of `torchvision:<arch>`
 
 
 @dataclass(frozen=True)
 class Family:
     builder: Callable  # (spec, channels, num_classes, im_size, **options) -> nn.Module
     depths: tuple[int, ...] | None  # None: any positive depth
-    default_norm: str
+    default_norm: str | None
     norms: tuple[str, ...]
     options: tuple[str, ...]  # model_options keys this family accepts
+    has_depth: bool = True  # False: the name is the bare family (AlexNet)
+    # Checks option values (and their fit with the name) without building anything, so a
+    # bad value is reported when the config is read, not when a job starts.
+    check_options: Callable[[str, ModelSpec, dict], None] | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -46,20 +63,39 @@ def register_family(name: str, family: Family) -> None:
     FAMILIES[name] = family
 
 
+def _family_names() -> list[str]:
+    return [*sorted(n for n in FAMILIES if n != "torchvision"), f"{TORCHVISION_PREFIX}<name>"]
+
+
 def parse_model_name(name: str) -> ModelSpec:
-    """Parse `Family-Depth[-Norm]` strictly; every mistake names the valid choices."""
-    parts = str(name).split("-")
+    """Parse a model name strictly; every mistake names the valid choices."""
+    name = str(name)
+    if name.startswith(TORCHVISION_PREFIX):
+        from ddrank_steps.models import torchvision_models
+
+        return torchvision_models.parse(name)
+    parts = name.split("-")
     family_name = parts[0]
-    if family_name not in FAMILIES:
+    if family_name not in FAMILIES or family_name == "torchvision":
+        close = difflib.get_close_matches(family_name, list(FAMILIES), n=3)
+        hint = f"; did you mean {close}?" if close else ""
         raise ConfigError(
             f"unknown model '{name}': family '{family_name}' is not one of "
-            f"{sorted(FAMILIES)} (names look like ConvNet-3 or ConvNet-3-BN)"
+            f"{_family_names()}{hint} (names look like ConvNet-3, ResNet-18-BN or AlexNet)"
         )
     family = FAMILIES[family_name]
+    if not family.has_depth:
+        if len(parts) != 1:
+            raise ConfigError(
+                f"unknown model '{name}': {family_name} takes no depth or norm suffix; "
+                f"write '{family_name}'"
+            )
+        return ModelSpec(family_name, None, family.default_norm)
+    valid_suffixes = [s for s, n in NORM_SUFFIXES.items() if n in family.norms]
     if len(parts) < 2 or len(parts) > 3:
         raise ConfigError(
             f"unknown model '{name}': expected '{family_name}-<depth>[-<norm>]', "
-            f"norm one of {sorted(NORM_SUFFIXES)}"
+            f"norm one of {valid_suffixes}"
         )
     try:
         depth = int(parts[1])
@@ -71,23 +107,28 @@ def parse_model_name(name: str) -> ModelSpec:
     norm = family.default_norm
     if len(parts) == 3:
         suffix = parts[2]
-        if suffix not in NORM_SUFFIXES or NORM_SUFFIXES[suffix] not in family.norms:
-            valid = [s for s, n in NORM_SUFFIXES.items() if n in family.norms]
+        if suffix not in valid_suffixes:
             raise ConfigError(
-                f"unknown model '{name}': norm suffix '{suffix}' is not one of {valid}"
+                f"unknown model '{name}': norm suffix '{suffix}' is not one of {valid_suffixes}"
             )
         norm = NORM_SUFFIXES[suffix]
     return ModelSpec(family_name, depth, norm)
 
 
 def check_model_options(name: str, options: dict | None) -> None:
+    """Check a model name and its options without building the model (config time)."""
     spec = parse_model_name(name)
-    allowed = FAMILIES[spec.family].options
+    family = FAMILIES[spec.family]
+    if options is not None and not isinstance(options, dict):
+        raise ConfigError(f"model_options must be a mapping, got {options!r}")
     for key in options or {}:
-        if key not in allowed:
+        if key not in family.options:
             raise ConfigError(
-                f"model_options.{key} is not an option of {spec.family}; valid: {list(allowed)}"
+                f"model_options.{key} is not an option of {spec.family}; "
+                f"valid: {list(family.options)}"
             )
+    if family.check_options is not None:
+        family.check_options(name, spec, dict(options or {}))
 
 
 def build_model(
@@ -100,28 +141,26 @@ def build_model(
     """Build a freshly initialised model (init uses the global torch RNG: seed it first)."""
     spec = parse_model_name(name)
     check_model_options(name, options)
+    for what, value in (("num_classes", num_classes), ("channels", channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}: {what} must be a positive integer, got {value!r}")
+    im_size = tuple(int(s) for s in im_size)
+    if len(im_size) != 2 or min(im_size) < 1:
+        raise ConfigError(f"{name}: im_size must be (height, width), got {im_size!r}")
     family = FAMILIES[spec.family]
-    return family.builder(spec, channels, num_classes, tuple(im_size), **(options or {}))
+    return family.builder(spec, channels, num_classes, im_size, **(options or {}))
 
 
 def available_models() -> list[str]:
-    return sorted(FAMILIES)
+    return _family_names()
 
 
 def _register_builtin() -> None:
-    # Imported lazily by name so the registry module itself needs no torch at import time.
-    from ddrank_steps.models import convnet
+    # At the end of the module, so the family modules may import the names defined above.
+    from ddrank_steps.models import alexnet, convnet, lenet, mlp, resnet, torchvision_models, vgg
 
-    register_family(
-        "ConvNet",
-        Family(
-            builder=convnet.build,
-            depths=None,
-            default_norm="instancenorm",
-            norms=("instancenorm", "batchnorm", "groupnorm", "layernorm", "none"),
-            options=convnet.OPTIONS,
-        ),
-    )
+    for module in (convnet, alexnet, vgg, resnet, lenet, mlp, torchvision_models):
+        register_family(module.FAMILY_NAME, module.FAMILY)
 
 
 _register_builtin()

@@ -1,0 +1,145 @@
+"""Per-image transforms of image-folder datasets, from the reference's YAML list.
+
+A protocol's `train_transforms` / `test_transforms` are written as in the reference's
+configs (`custom_train_trans` / `custom_val_trans`):
+
+    - name: RandomResizedCrop
+      args: {size: 64, scale: [0.08, 1.0]}
+    - name: RandomHorizontalFlip
+      args: [0.5]
+
+`args` is a mapping of keyword arguments, a list of positional ones, or absent. Each name is
+looked up in torchvision.transforms.v2, then in torchvision.transforms for a name only the
+old API has; the result is a v2 Compose. Beyond the reference: positional args work for v2
+names too; an argument that is itself a list of `{name, args}` items is built into a list of
+transforms, so RandomApply / RandomChoice can nest; `interpolation: bilinear` and
+`dtype: float32` may be written as strings.
+
+Unknown names and arguments a transform's constructor rejects are ConfigErrors naming the
+item; `check_transforms` runs the same checks when the config is read. Values that a
+constructor accepts but a call would reject (a zero std in Normalize) surface only when the
+transform first runs.
+
+The reference tests the terms of one score under different transforms (see its flaws list);
+the callers here must give every term of a score the same `test_transforms`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Mapping
+
+import torch
+
+from ddrank_steps.errors import ConfigError
+
+_ITEM_KEYS = ("name", "args")
+
+
+def build_transforms(spec: list[dict] | None):
+    """A torchvision.transforms.v2.Compose for `spec`; None for no transforms."""
+    if spec is None:
+        return None
+    from torchvision.transforms import v2
+
+    return v2.Compose(_build_list(spec, "transforms"))
+
+
+def check_transforms(spec: list[dict] | None) -> None:
+    """Raise ConfigError if `spec` would not build (config-time validation)."""
+    build_transforms(spec)
+
+
+def available_transforms() -> list[str]:
+    from torchvision import transforms as v1
+    from torchvision.transforms import v2
+
+    return sorted({n for module in (v2, v1) for n in dir(module) if _transform_class(module, n)})
+
+
+def _build_list(spec: object, where: str) -> list:
+    if not isinstance(spec, list):
+        raise ConfigError(
+            f"{where} must be a list of {{name: <transform>, args: ...}} items, got {spec!r}"
+        )
+    return [_build_item(item, f"{where}[{i}]") for i, item in enumerate(spec)]
+
+
+def _build_item(item: object, where: str):
+    if not isinstance(item, Mapping) or "name" not in item:
+        raise ConfigError(f"{where} must be a mapping with a 'name' (and 'args'), got {item!r}")
+    extra = [k for k in item if k not in _ITEM_KEYS]
+    if extra:
+        raise ConfigError(f"{where} has unknown keys {extra}; an item has only {_ITEM_KEYS}")
+    name = item["name"]
+    cls = _lookup(name, where)
+    args = item.get("args")
+    where = f"{where} ({name})"
+    if args is None:
+        positional, keywords = [], {}
+    elif isinstance(args, Mapping):
+        positional = []
+        keywords = {str(k): _value(str(k), v, f"{where}.{k}") for k, v in args.items()}
+    elif isinstance(args, list):
+        positional = [_value("", v, f"{where}[{i}]") for i, v in enumerate(args)]
+        keywords = {}
+    else:
+        raise ConfigError(
+            f"{where}: args must be a mapping (keyword arguments) or a list (positional "
+            f"arguments), got {args!r}; e.g. args: [{args!r}]"
+        )
+    try:
+        return cls(*positional, **keywords)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: bad args {args!r}: {exc}") from None
+
+
+def _lookup(name: object, where: str):
+    from torchvision import transforms as v1
+    from torchvision.transforms import v2
+
+    if isinstance(name, str):
+        for module in (v2, v1):
+            cls = _transform_class(module, name)
+            if cls is not None:
+                return cls
+    close = difflib.get_close_matches(str(name), available_transforms(), n=5, cutoff=0.6)
+    hint = f"; did you mean {close}?" if close else " (see torchvision.transforms.v2)"
+    raise ConfigError(f"{where}: unknown transform {name!r}{hint}")
+
+
+def _transform_class(module, name: str):
+    if name.startswith("_"):
+        return None
+    obj = getattr(module, name, None)
+    if not isinstance(obj, type) or issubclass(obj, enum.Enum):
+        return None  # functions, submodules and enums (InterpolationMode) are not transforms
+    return obj
+
+
+def _value(key: str, value: object, where: str):
+    if _is_spec_list(value):
+        return _build_list(value, where)
+    if key == "interpolation" and isinstance(value, str):
+        from torchvision.transforms import InterpolationMode
+
+        try:
+            return InterpolationMode(value.lower())
+        except ValueError:
+            valid = [m.value for m in InterpolationMode]
+            raise ConfigError(f"{where}: interpolation {value!r} is not one of {valid}") from None
+    if key == "dtype" and isinstance(value, str):
+        dtype = getattr(torch, value.removeprefix("torch."), None)
+        if not isinstance(dtype, torch.dtype):
+            raise ConfigError(f"{where}: {value!r} is not a torch dtype (e.g. float32)")
+        return dtype
+    return value
+
+
+def _is_spec_list(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) > 0
+        and all(isinstance(v, Mapping) and "name" in v for v in value)
+    )
