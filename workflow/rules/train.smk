@@ -17,7 +17,7 @@ rule train:
         set_args=train_set_args,
         device=DEVICE,
     shell:
-        "{PYTHON} -m ddrank_steps.train {params.set_args}"
+        "{PYTHON} -m ddrank_steps.gpu_lease --gpus {resources.gpu} -- {PYTHON} -m ddrank_steps.train {params.set_args}"
         " --data {input.data:q} --meta {input.meta:q}"
         " --protocol {params.protocol:q} --protocol-key {wildcards.protocol}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads}"
