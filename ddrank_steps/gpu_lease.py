@@ -24,8 +24,9 @@ The devices shared out: DDRANK_GPUS if set (comma-separated ids or UUIDs as
 CUDA_VISIBLE_DEVICES takes them, e.g. "0,1,2,3" or "2,3"; empty means none), else one
 per line of `nvidia-smi -L`, else `torch.cuda.device_count()`. Ids count in PCI bus
 order, as nvidia-smi shows them (CUDA_DEVICE_ORDER=PCI_BUS_ID unless set otherwise).
-Locks live in DDRANK_GPU_LEASE_DIR, default $TMPDIR/ddrank-gpu-leases-<uid>: every
-ddrank run of that user on the machine shares them.
+Locks live in DDRANK_GPU_LEASE_DIR, default /tmp/ddrank-gpu-leases-<uid>: every ddrank
+run of that user on the machine shares them. Not $TMPDIR, which Snakemake sets per job
+from its `tmpdir` resource and so may differ between jobs.
 
 Deliberately light: no torch import unless neither DDRANK_GPUS nor nvidia-smi answers.
 """
@@ -89,9 +90,8 @@ def machine_devices(env) -> tuple[list[str], str]:
 
 
 def default_lock_dir(env) -> str:
-    return env.get(ENV_LOCK_DIR) or os.path.join(
-        tempfile.gettempdir(), f"ddrank-gpu-leases-{os.getuid()}"
-    )
+    tmp = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+    return env.get(ENV_LOCK_DIR) or os.path.join(tmp, f"ddrank-gpu-leases-{os.getuid()}")
 
 
 def lock_path(lock_dir: str, device: str) -> str:
@@ -192,7 +192,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         help=f"seconds to wait for free GPUs [{ENV_TIMEOUT} or {DEFAULT_TIMEOUT_S:g}]",
     )
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between tries")
-    parser.add_argument("--lock-dir", help=f"lock directory [{ENV_LOCK_DIR} or $TMPDIR/...]")
+    parser.add_argument("--lock-dir", help=f"lock directory [{ENV_LOCK_DIR} or /tmp/...]")
     if "--" not in argv:
         parser.error("give the command after --")
     split = argv.index("--")
