@@ -132,9 +132,11 @@ def train_gpus(wildcards):
 
 
 # One command for every training job; the real-hard runs add --checkpoint so that
-# their weights can serve as teachers.
+# their weights can serve as teachers. gpu_lease gives the job its own GPUs on a
+# workstation (Snakemake only counts them) and passes through under SLURM or with none.
 TRAIN_CMD = (
-    "{PYTHON} -m ddrank_steps.train {params.args}"
+    "{PYTHON} -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
+    " {PYTHON} -m ddrank_steps.train {params.args}"
     " --data {input.data:q} --meta {input.meta:q}"
     " --protocol {params.protocol:q} --protocol-key {wildcards.protocol}"
     " --seed {wildcards.seed} --device {params.device} --threads {threads}"

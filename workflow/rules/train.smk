@@ -60,6 +60,7 @@ rule soft_labels:
         args=soft_label_args,
         device=DEVICE,
     shell:
-        "{PYTHON} -m ddrank_steps.soft_labels --set {input.set:q} --meta {input.meta:q}"
+        "{PYTHON} -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
+        " {PYTHON} -m ddrank_steps.soft_labels --set {input.set:q} --meta {input.meta:q}"
         " {params.args} --device {params.device} --threads {threads}"
         " --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,199 @@
+"""The workflow on a real SLURM cluster, through sbatch, with the SLURM profile.
+
+start-local-slurm.sh (in ../shared/scripts/local-slurm beside the repository) installs
+Debian's slurm-wlm, munge, slurmdbd and MariaDB and starts a one-node cluster on this
+machine in about 15 s. The test runs a tiny version of the default workflow with
+workflow/profiles/slurm, changed only where a user edits it (partition, account,
+GPUs: this node has none) plus a first status poll after 6 s instead of 40 s, and
+checks the leaderboard and that every job ran as a SLURM job. It stops only the
+daemons it started: a cluster that was up before the test is left running.
+
+Needs root, the scripts, apt-get (or the packages already installed) and
+snakemake-executor-plugin-slurm; skips with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_workflow import SNAKEFILE, tiny_config, write_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO.parent / "shared" / "scripts" / "local-slurm"
+STATE = Path(os.environ.get("LOCAL_SLURM_STATE", "/tmp/local-slurm"))
+DAEMONS = ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged")  # stop order
+MARKER = "# written by start-local-slurm.sh"
+RUN_TIMEOUT_S = 480  # snakemake gets SIGINT after this (it takes ~2-3 min here)
+
+pytestmark = pytest.mark.slurm
+
+
+def skip_reason() -> str | None:
+    if not (SCRIPTS / "start-local-slurm.sh").is_file():
+        return f"no local SLURM scripts at {SCRIPTS}"
+    if os.geteuid() != 0:
+        return "needs root: start-local-slurm.sh installs packages and starts daemons"
+    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+        return "no apt-get to install slurm-wlm, and it is not installed"
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[dev]')"
+    conf = Path("/etc/slurm/slurm.conf")
+    if conf.is_file() and MARKER not in conf.read_text(errors="replace"):
+        return f"{conf} belongs to a real SLURM installation; not replacing it"
+    return None
+
+
+def running_daemons() -> dict[str, int]:
+    """The daemons start-local-slurm.sh started that are alive: name -> pid."""
+    alive = {}
+    for name in DAEMONS:
+        try:
+            pid = int((STATE / "pids" / f"{name}.pid").read_text())
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, ValueError):
+            continue
+        if comm == name and stat != "Z":
+            alive[name] = pid
+    return alive
+
+
+def stop_by_pid(daemons: dict[str, int], wait_s: float = 20.0) -> None:
+    """TERM (then KILL) exactly these daemons, each while its pid still names it."""
+    for name in DAEMONS:
+        pid = daemons.get(name)
+        if pid is None:
+            continue
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if running_daemons().get(name) != pid:
+                break
+            os.kill(pid, sig)
+            deadline = time.monotonic() + wait_s
+            while running_daemons().get(name) == pid and time.monotonic() < deadline:
+                time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def local_slurm():
+    """A one-node SLURM cluster; yields its partition. Stops what it started."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    before = running_daemons()
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        ["bash", str(SCRIPTS / "start-local-slurm.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "LOCAL_SLURM_STATE": str(STATE)},
+    )
+    started = {n: p for n, p in running_daemons().items() if before.get(n) != p}
+    try:
+        if proc.returncode != 0:
+            if "apt-get install failed" in proc.stderr:
+                pytest.skip(f"could not install slurm-wlm: {proc.stderr[-1500:]}")
+            pytest.fail(f"start-local-slurm.sh failed:\n{proc.stdout}\n{proc.stderr}")
+        print(f"local SLURM up in {time.monotonic() - t0:.1f}s (already up: {sorted(before)})")
+        partition = subprocess.run(
+            ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+        yield partition.rstrip("*")
+    finally:
+        t0 = time.monotonic()
+        if not before:  # the whole cluster is ours: the script stops exactly that
+            subprocess.run(
+                ["bash", str(SCRIPTS / "stop-local-slurm.sh")],
+                env={**os.environ, "LOCAL_SLURM_STATE": str(STATE)},
+                capture_output=True,
+                timeout=300,
+            )
+        else:
+            stop_by_pid(started)
+        print(f"stopped {sorted(started)} in {time.monotonic() - t0:.1f}s")
+
+
+def write_test_profile(dest: Path, partition: str) -> Path:
+    """workflow/profiles/slurm with the lines a user edits set for this one-node cluster."""
+    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    profile["default-resources"]["slurm_partition"] = partition
+    profile["default-resources"].pop("slurm_account", None)
+    for rule in ("train", "train_real", "soft_labels"):  # the rules that would use a GPU
+        resources = profile["set-resources"][rule]
+        resources.pop("gpu_model", None)
+        resources.update(slurm_partition=partition, gpu=0)  # this node has none
+    profile["slurm-init-seconds-before-status-checks"] = 6  # first poll after 6 s, not 40
+    dest.mkdir(parents=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return dest
+
+
+def test_tiny_workflow_runs_through_sbatch_to_a_complete_leaderboard(local_slurm, tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = tiny_config()
+    # one method and LRS-hard keep it short; the soft-label paths run in test_workflow
+    kmeans = config["methods"]["kmeans"]
+    kmeans["metrics"] = {"lrs_hard": kmeans["metrics"]["lrs_hard"]}
+    config["methods"] = {"kmeans": kmeans}
+    write_config(workdir, config)
+    profile = write_test_profile(tmp_path / "profile", local_slurm)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--workflow-profile",
+        str(profile),
+    ]
+    t0 = time.monotonic()
+    # SIGINT, not SIGTERM: on SIGINT the plugin cancels its SLURM jobs and exits.
+    proc = subprocess.run(
+        ["timeout", "-s", "INT", "-k", "30", str(RUN_TIMEOUT_S), *cmd],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S + 60,
+    )
+    print(f"workflow through SLURM in {time.monotonic() - t0:.1f}s")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"snakemake exited {proc.returncode}:\n{text[-8000:]}"
+
+    table = pd.read_csv(workdir / "results" / "leaderboard.csv")
+    assert list(table["method"]) == ["kmeans"]
+    assert table["lrs_hard_lrs_mean"].between(0, 100).all()
+    assert (table["lrs_hard_rounds"] == 2).all()
+    for col in ("lrs_hard_real-hard_acc_mean", "lrs_hard_rdm-any_acc_mean"):
+        assert table[col].between(0, 1).all(), col
+
+    # Every job went through sbatch: the small ones as two group jobs, training alone
+    # (2 rounds x syn, rdm and real-hard; rule_train_real's logs count as rule_train).
+    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/([^/]+)/", text)
+    kinds = sorted(kind.split("_")[0] + "_" + kind.split("_")[1] for _, kind in submitted)
+    assert kinds == ["group_scores", "group_sets"] + ["rule_train"] * 6, text[-4000:]
+    ids = ",".join(jobid for jobid, _ in submitted)
+    states = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", ids, "-o", "JobID,State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert len(states) == len(submitted) and all(s.endswith("|COMPLETED") for s in states), states
+
+    again = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr
