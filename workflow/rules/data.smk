@@ -9,12 +9,13 @@ rule prepare_dataset:
     resources:
         mem_mb=4000,
         runtime=60,
+        data_workers=data_workers,
     params:
         settings=dataset_settings,
     shell:
         "{PYTHON} -m ddrank_steps.prepare_dataset --name {wildcards.dataset:q}"
         " --settings {params.settings:q} --data {output.data:q} --meta {output.meta:q}"
-        " > {log:q} 2>&1"
+        " --workers {resources.data_workers} > {log:q} 2>&1"
 
 
 rule random_subset:
@@ -48,12 +49,14 @@ rule reference_set:
     resources:
         mem_mb=2000,
         runtime=30,
+        data_workers=data_workers,
     params:
         seed=config["seed"],
     shell:
         "{PYTHON} -m ddrank_steps.reference_sets --kind {wildcards.kind}"
         " --data {input.data:q} --meta {input.meta:q} --ipc {wildcards.ipc}"
-        " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+        " --seed {params.seed} --workers {resources.data_workers} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule syn_set:
