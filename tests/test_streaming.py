@@ -12,7 +12,7 @@ import pytest
 import torch
 from format_writers import write_image
 
-from ddrank_steps import prepare_dataset, train
+from ddrank_steps import prepare_dataset, random_subset, train
 from ddrank_steps.data import DatasetMeta, load_split
 from ddrank_steps.errors import InputError
 from ddrank_steps.plan import run_protocol
@@ -164,3 +164,23 @@ def test_corrupt_file_in_a_worker_is_reported_by_name(tree, tmp_path):
     with pytest.raises(InputError, match=r"bad.png: field 'image': cannot be decoded"):
         images.raw(torch.tensor([0]))
 
+
+def test_random_subset_of_a_streamed_dataset_matches_the_cached_one(both, tmp_path):
+    outputs = {}
+    for kind in ("cached", "streamed"):
+        data, meta, _ = both[kind]
+        out = tmp_path / kind
+        args = random_subset.parser().parse_args(
+            [
+                *("--data", str(data), "--meta", str(meta), "--ipc", "2", "--round-seed", "0"),
+                *("--out", str(out / "set.pt"), "--manifest", str(out / "set.json")),
+                *("--png", str(out / "png"), "--workers", "1"),
+            ]
+        )
+        random_subset.main(args)
+        outputs[kind] = torch.load(out / "set.pt", weights_only=True)
+    assert torch.equal(outputs["cached"]["images"], outputs["streamed"]["images"])
+    info = outputs["streamed"]["info"]
+    assert info["indices"] == outputs["cached"]["info"]["indices"]
+    assert info["files"] == outputs["cached"]["info"]["files"]
+    assert all(f.startswith("train/c") for f in info["files"])
