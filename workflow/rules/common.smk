@@ -17,6 +17,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 PYTHON = sys.executable
 
 from ddrank_steps.datasets import prepare_settings
+from ddrank_steps.image_files import list_images
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.plan import build_plan, canonical_json, module_sources
 
@@ -68,6 +69,9 @@ def syn_set_inputs(wildcards):
         "meta": f"results/datasets/{method['dataset']}/meta.json",
         "code": stage_code("syn_set"),
     }
+    if os.path.isdir(inputs["images"]):
+        # every image of a folder set, so editing one reruns the import
+        inputs["image_files"] = [str(p) for p in list_images(Path(inputs["images"]))]
     if method["labels"]:
         inputs["labels"] = method["labels"]
     if method["soft_labels"]:
