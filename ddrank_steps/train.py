@@ -137,6 +137,13 @@ def main(args: argparse.Namespace) -> None:
             "set": args.set,
             "set_info": set_info,
             "dataset": meta.name,
+            # the space every set of this run was normalised in (a syn set must match it)
+            "data": {
+                "mean": meta.mean,
+                "std": meta.std,
+                "shape": list(shape),
+                "storage": meta.storage,
+            },
             "seed": args.seed,
             "protocol": protocol,
             "protocol_key": args.protocol_key,

@@ -144,6 +144,8 @@ def test_training_on_a_streamed_split_equals_training_on_the_cache(both, tmp_pat
     # same seeded batch order, same pixels, same augmentation draws: the same run
     assert streamed["runs"][0]["curve"] == curve
     assert streamed["selected"] == cached["selected"]
+    assert streamed["data"]["storage"] == "streamed" and cached["data"]["storage"] == "cached"
+    assert streamed["data"]["mean"] == [0.5, 0.5, 0.5]  # recorded with every run
 
 
 def test_corrupt_file_in_a_worker_is_reported_by_name(tree, tmp_path):
