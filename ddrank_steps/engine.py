@@ -25,6 +25,11 @@ mode M the teachers label the mixed images themselves.
 
 Unlike the reference, the final epoch is always evaluated, so no epochs are wasted
 when `epochs` is not a multiple of `test_interval`.
+
+A real split too large to cache (ImageNet) arrives streamed: its `images` is a
+`streaming.StreamedImages`, and batches and evaluation then come from a DataLoader
+(`streaming.train_batches`, `streaming.evaluate`) in the same seeded order. The
+in-memory path does exactly what it did before (`_batches` slices the device tensors).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ddrank_steps import streaming
 from ddrank_steps.augment import build_augmentation, mixed_loss
 from ddrank_steps.losses import make_soft_loss
 from ddrank_steps.models import build_model
@@ -79,6 +85,8 @@ def resolve_device(name: str) -> torch.device:
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 1000) -> float:
+    if streaming.is_streamed(split.images):
+        return streaming.evaluate(model, split, batch_size)
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
     for start in range(0, len(split.labels), batch_size):
@@ -165,10 +173,7 @@ def train_one(
     model.train()
     for epoch in range(1, protocol["epochs"] + 1):
         order = torch.randperm(n, generator=order_gen).to(device)
-        for start in range(0, n, batch):
-            idx = order[start : start + batch]
-            images, labels = train.images[idx], train.labels[idx]
-            soft = train.soft[idx] if train.soft is not None else None
+        for images, labels, soft in _batches(train, order, batch):
             mix = None
             if augment is not None:
                 images, mix = augment(images, aug_gen)
@@ -201,6 +206,17 @@ def train_one(
     result.val_acc = chosen["val"]
     result.seconds = time.perf_counter() - start_time
     return result
+
+
+def _batches(train: Split, order: torch.Tensor, batch: int):
+    """(images, labels, soft) of each batch of an epoch, in `order`."""
+    if streaming.is_streamed(train.images):
+        yield from streaming.train_batches(train, order, batch)
+        return
+    for start in range(0, len(order), batch):
+        idx = order[start : start + batch]
+        soft = train.soft[idx] if train.soft is not None else None
+        yield train.images[idx], train.labels[idx], soft
 
 
 def select_lr(results: list[RunResult], rule: str) -> int:

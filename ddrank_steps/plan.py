@@ -443,11 +443,21 @@ def check_names(config: dict) -> None:
                     )
 
 
+def check_datasets(config: dict) -> None:
+    """Dataset keys that the schema cannot tie to a source (image_size only for image
+    files, ImageFolder's required keys), checked before any job runs."""
+    from ddrank_steps.datasets import check_settings
+
+    for name, settings in config["datasets"].items():
+        check_settings(settings["source"], settings, where=f"datasets.{name}")
+
+
 def build_plan(config: dict, check: bool = True) -> Plan:
     config = copy.deepcopy(config)
     plan = Plan(config=config, seeds=round_seeds(config["seed"], config["num_eval"]))
     if check:  # names first: a typo in a model name is the clearest error to report
         check_names(config)
+        check_datasets(config)
     for name, method in config["methods"].items():
         where = f"methods.{name}"
         if method["dataset"] not in config["datasets"]:

@@ -2,8 +2,13 @@
 
 Each class contributes `ipc` distinct training images (same IPC as the syn sets it
 is compared with). The images are stored exactly as training sees them (lossless,
-float32 in the normalised space), with a JSON manifest of the source indices so
-the draw can be audited and reproduced.
+float32 in the normalised space), with a JSON manifest of the source indices (and
+source files, for datasets of image files) so the draw can be audited and reproduced.
+
+With `--png`, the subset is also written as a lossless PNG folder
+`<png>/<class:05d>/<j:05d>.png` of the raw stored pixels (not de-normalised floats),
+for tools that read image folders (the reference's "image" format, which saves lossy
+JPEGs instead). Only the chosen images are decoded, so this works on streamed datasets.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import argparse
 import logging
 
 from ddrank_steps import cli
-from ddrank_steps.data import DatasetMeta, load_split
+from ddrank_steps.data import DatasetMeta, load_labels, load_pixels, normalise, source_files
 from ddrank_steps.io import save_torch, write_json
+from ddrank_steps.png_folder import write_png_folder
 from ddrank_steps.seeding import rdm_subset_seed
 from ddrank_steps.sets import draw_per_class, make_set
 
@@ -22,9 +28,12 @@ log = logging.getLogger("ddrank.random_subset")
 
 def main(args: argparse.Namespace) -> None:
     meta = DatasetMeta.load(args.meta)
-    images, labels = load_split(args.data, "train", meta)
+    labels = load_labels(args.data, "train")
     seed = rdm_subset_seed(meta.name, args.ipc, args.round_seed)
     idx = draw_per_class(labels, meta.num_classes, args.ipc, seed, args.data)
+    # Normalising the chosen raw pixels gives exactly the values of normalising the whole
+    # split and then choosing (the operations are per element).
+    pixels = load_pixels(args.data, "train", idx, meta, args.workers)
     info = {
         "kind": "rdm",
         "dataset": meta.name,
@@ -34,7 +43,14 @@ def main(args: argparse.Namespace) -> None:
         "split": "train",
         "indices": idx.tolist(),
     }
-    save_torch(args.out, make_set(images[idx], labels[idx], info))
+    files = source_files(args.data, "train", idx)
+    if files is not None:
+        info["files"] = files
+    if args.png:
+        info["png_folder"] = args.png
+        info["png_max_value"] = meta.max_value
+        write_png_folder(pixels, labels[idx], args.png)
+    save_torch(args.out, make_set(normalise(pixels, meta), labels[idx], info))
     write_json(args.manifest, info)
     log.info("drew %d images (seed %d) for %s ipc %d", len(idx), seed, meta.name, args.ipc)
 
@@ -47,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--round-seed", required=True, type=int)
     p.add_argument("--out", required=True)
     p.add_argument("--manifest", required=True)
+    p.add_argument("--png", default=None, help="also write the subset as a PNG folder here")
+    p.add_argument("--workers", type=int, default=0, help="processes decoding image files")
     return p
 
 

@@ -79,7 +79,7 @@ def build(kind: str, images, labels, meta: DatasetMeta, ipc: int, seed: int, sou
 
 def main(args: argparse.Namespace) -> None:
     meta = DatasetMeta.load(args.meta)
-    images, labels = load_split(args.data, "train", meta)
+    images, labels = load_split(args.data, "train", meta, args.workers)
     seed = reference_set_seed(args.kind, meta.name, args.ipc, args.seed)
     blob = build(args.kind, images, labels, meta, args.ipc, seed, args.data)
     save_torch(args.out, blob)
@@ -94,6 +94,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ipc", required=True, type=int)
     p.add_argument("--seed", required=True, type=int, help="the config's base seed")
     p.add_argument("--out", required=True)
+    p.add_argument("--workers", type=int, default=0, help="processes decoding image files")
     return p
 
 

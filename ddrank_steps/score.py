@@ -101,8 +101,11 @@ def main(args: argparse.Namespace) -> None:
         key: spec[key]
         for key in ("method", "metric", "dataset", "ipc", "settings", "protocol_name")
     }
+    first_run = next(iter(result["rounds"][0]["terms"].values()))["run"]
     out.update(
         {
+            # the normalisation the method's images were read in, as the runs recorded it
+            "data": read_json(first_run).get("data"),
             "protocols": spec["protocols"],
             "seeds": [r["seed"] for r in spec["rounds"]],
             **result,

@@ -3,10 +3,11 @@
 Everything that can be wrong with a user's files is caught here, before any
 training, with one error naming the file, the field and what was expected.
 
-Accepted inputs (this stage; image folders come with the dataset-format work):
+Accepted inputs:
 - `images`: a `.pt` holding a float tensor (N, C, H, W) in the dataset's normalised
   space, or a uint8 tensor of 0-255 pixels (normalised here), or a dict with
-  `images` (and optionally `labels`, `lr`);
+  `images` (and optionally `labels`, `lr`); or an image folder with one subfolder per
+  class (png/jpg, read as 0-255 pixels and normalised here), labelled by its folder;
 - `labels`: absent (class-sorted hard labels, as the reference assumes), a `.pt`
   holding hard labels (N,) or soft labels (N, num_classes);
 - `soft_labels`: a `.pt` of (N, num_classes) teacher logits, used by mode-S protocols;
@@ -20,11 +21,13 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ddrank_steps import cli
 from ddrank_steps.data import DatasetMeta
 from ddrank_steps.errors import InputError
+from ddrank_steps.image_files import class_folders, list_images
 from ddrank_steps.io import save_torch
 
 log = logging.getLogger("ddrank.syn_set")
@@ -65,10 +68,7 @@ def read_images(path: str, meta: DatasetMeta):
     if blob.shape[0] == 0:
         raise InputError(path, "images", "holds no images", "save num_classes x ipc images")
     if blob.dtype == torch.uint8:
-        x = blob.float() / 255.0
-        mean = torch.tensor(meta.mean).view(1, -1, 1, 1)
-        std = torch.tensor(meta.std).view(1, -1, 1, 1)
-        blob = (x - mean) / std
+        blob = _pixels_to_normalised(blob, meta)
     elif not blob.is_floating_point():
         raise InputError(path, "images", f"dtype {blob.dtype}", "use float32 or uint8 pixels")
     blob = blob.float()
@@ -83,6 +83,77 @@ def read_images(path: str, meta: DatasetMeta):
             "save uint8 pixels, or normalise with the dataset's mean/std",
         )
     return blob, labels, lr
+
+
+def _pixels_to_normalised(pixels: torch.Tensor, meta: DatasetMeta) -> torch.Tensor:
+    x = pixels.float() / 255.0
+    mean = torch.tensor(meta.mean).view(1, -1, 1, 1)
+    std = torch.tensor(meta.std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def folder_classes(path: str, meta: DatasetMeta) -> list[str]:
+    """Class subfolders in label order: by the dataset's class names when the folders
+    are exactly those names (so wnid folders of an ImageNet subset get the subset's own
+    order), else sorted, as torchvision's ImageFolder (the reference) numbers them."""
+    folders = class_folders(Path(path))
+    k = meta.num_classes
+    if len(folders) != k:
+        shown = ", ".join(folders[:6]) + (" …" if len(folders) > 6 else "")
+        raise InputError(
+            path,
+            "images",
+            f"has {len(folders)} class folders ({shown or 'none'}); dataset {meta.name} has "
+            f"{k} classes",
+            f"one subfolder per class: sorted names are the class ids (00000 … {k - 1:05d}), "
+            "or the dataset's class names",
+        )
+    if set(folders) == set(meta.classes):
+        return list(meta.classes)
+    return folders
+
+
+def read_image_folder(path: str, meta: DatasetMeta) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised images and folder labels of a class-folder tree of png/jpg files.
+
+    Images must already be the dataset's size: a distilled image is optimised pixel by
+    pixel at that resolution, and resampling it would score a different set.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    mode = {1: "L", 3: "RGB"}.get(meta.channels)
+    if mode is None:
+        raise InputError(path, "images", f"image folders need 1 or 3 channels, not {meta.channels}")
+    pixels, labels = [], []
+    for label, name in enumerate(folder_classes(path, meta)):
+        files = list_images(Path(path) / name)
+        if not files:
+            raise InputError(
+                Path(path) / name,
+                "images",
+                f"class {label} folder holds no png/jpg images",
+                "every class needs its ipc images",
+            )
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    size = image.size
+                    image = image.convert(mode)
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+                raise InputError(file, "images", f"cannot be decoded as an image ({exc})") from None
+            if size != (meta.width, meta.height):
+                raise InputError(
+                    file,
+                    "images",
+                    f"is {size[0]}x{size[1]} pixels; dataset {meta.name} images are "
+                    f"{meta.width}x{meta.height}",
+                    "save the set at the dataset's resolution (it is not resampled)",
+                )
+            array = np.asarray(image, dtype=np.uint8)
+            array = array[:, :, None] if array.ndim == 2 else array
+            pixels.append(torch.from_numpy(array.copy()).permute(2, 0, 1))
+            labels.append(label)
+    return _pixels_to_normalised(torch.stack(pixels), meta), torch.tensor(labels)
 
 
 def resolve_labels(labels, n: int, ipc: int, meta: DatasetMeta, source: str):
@@ -201,19 +272,36 @@ def import_set(
     meta: DatasetMeta,
     soft_labels: str | None = None,
 ):
-    x, inline_labels, inline_lr = read_images(images, meta)
+    folder_labels = None
+    if Path(images).is_dir():
+        x, folder_labels = read_image_folder(images, meta)
+        inline_labels, inline_lr = folder_labels, None
+    else:
+        x, inline_labels, inline_lr = read_images(images, meta)
     if labels is not None:
         label_blob = _load_pt(labels, "labels")
         label_source = labels
     else:
         label_blob, label_source = inline_labels, images
     hard, soft = resolve_labels(label_blob, x.shape[0], ipc, meta, label_source)
+    if folder_labels is not None and labels is not None:
+        if soft is None and not torch.equal(hard, folder_labels):
+            wrong = int((hard != folder_labels).sum())
+            raise InputError(
+                labels,
+                "labels",
+                f"{wrong} hard labels disagree with the class folders of {images}",
+                "drop labels: the folders already label the images",
+            )
+        hard = folder_labels  # soft labels keep the folder as their hard label
     check_ipc(hard, ipc, meta, label_source)
     if soft_labels is not None:
         soft = read_soft_labels(soft_labels, x.shape[0], meta)
     lr_value = resolve_lr(lr if lr is not None else inline_lr, images)
     if soft is not None:
         label_kind = "soft"
+    elif folder_labels is not None and labels is None:
+        label_kind = "folder"
     else:
         label_kind = "hard" if label_blob is not None else "class-sorted"
     info = {
@@ -256,7 +344,7 @@ def main(args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--method", required=True)
-    p.add_argument("--images", required=True)
+    p.add_argument("--images", required=True, help="a .pt file or a class-folder tree")
     p.add_argument("--labels", default=None)
     p.add_argument("--soft-labels", default=None, help="(N, classes) teacher logits (.pt)")
     p.add_argument("--lr", default=None, help="a number or a .pt/.txt path")

@@ -7,6 +7,7 @@ Soft labels come from `--soft-labels` (mode S, made by the soft_labels stage) or
 set file itself (a syn set given with soft labels); mode M loads `--teacher`
 checkpoints, one per entry of the protocol's `teachers`. `--checkpoint` saves the
 selected model's weights (the real-hard runs do, so they can serve as teachers).
+A streamed dataset (too large to cache) is read by `--workers` DataLoader processes.
 """
 
 from __future__ import annotations
@@ -77,12 +78,12 @@ def main(args: argparse.Namespace) -> None:
     meta = DatasetMeta.load(args.meta)
     shape = (meta.channels, meta.height, meta.width)
 
-    test = Split(*load_split(args.data, "test", meta))
-    val_pair = load_split(args.data, "val", meta)
+    test = Split(*load_split(args.data, "test", meta, args.workers))
+    val_pair = load_split(args.data, "val", meta, args.workers)
     val = Split(*val_pair) if val_pair is not None else None
     if args.real:
         set_blob = None
-        train = Split(*load_split(args.data, "train", meta))
+        train = Split(*load_split(args.data, "train", meta, args.workers))
         set_info = {"kind": "real", "dataset": meta.name, "split": "train"}
     else:
         set_blob = load_set(args.set)
@@ -136,6 +137,13 @@ def main(args: argparse.Namespace) -> None:
             "set": args.set,
             "set_info": set_info,
             "dataset": meta.name,
+            # the space every set of this run was normalised in (a syn set must match it)
+            "data": {
+                "mean": meta.mean,
+                "std": meta.std,
+                "shape": list(shape),
+                "storage": meta.storage,
+            },
             "seed": args.seed,
             "protocol": protocol,
             "protocol_key": args.protocol_key,
@@ -166,6 +174,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", default=1, type=int)
+    p.add_argument(
+        "--workers", default=0, type=int, help="DataLoader processes of a streamed dataset"
+    )
     p.add_argument("--soft-labels", default=None, help="mode S labels of the set (.pt)")
     p.add_argument("--teacher", action="append", default=[], help="mode M teacher checkpoint")
     p.add_argument("--checkpoint", default=None, help="save the selected model's weights here")

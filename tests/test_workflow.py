@@ -133,6 +133,8 @@ def test_score_file_records_every_term_seed_lr_protocol_and_versions(done_run):
 
     score = json.loads((done_run / "results/scores/kmeans/lrs_hard.json").read_text())
     assert score["seeds"] == [0, 1]
+    assert score["data"]["shape"] == [1, 8, 8] and score["data"]["storage"] == "cached"
+    assert len(score["data"]["mean"]) == len(score["data"]["std"]) == 1
     assert len(score["rounds"]) == 2
     for r in score["rounds"]:
         assert set(r["terms"]) == {"real-hard", "syn-hard", "syn-any", "rdm-any"}

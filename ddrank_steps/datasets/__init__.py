@@ -1,9 +1,15 @@
-"""Dataset registry: each source turns its on-disk (or embedded) form into split tensors.
+"""Dataset registry: each source turns its on-disk (or embedded) form into splits.
 
-A source returns a `RawDataset`: uint8-or-float images in [0, max_value], int64
-labels, for a train and a test split. The prepare stage caches it once; training
-normalises with the dataset's mean/std when it loads the cache. Sources so far:
-the embedded digits and torchvision's CIFAR-10/100 python format.
+A source returns a `RawDataset` whose train and test splits are either
+- a `Split`: uint8-or-float pixel tensors in [0, max_value] (digits, CIFAR, MNIST, SVHN:
+  formats that store pixels in one file), or
+- a `FileSplit`: image files and their labels (TinyImageNet, the ImageNet family, any
+  ImageFolder tree), decoded later by `image_files.decode` to uint8 (3, S, S).
+
+The prepare stage caches a dataset once: tensors as they are; file splits decoded into
+tensors when they are small (≤ `cache_limit_gb` as uint8), otherwise as an index of
+files that training streams with a DataLoader. Training normalises with the dataset's
+mean/std when it loads the cache.
 """
 
 from __future__ import annotations
@@ -21,38 +27,103 @@ class Split:
 
 
 @dataclass
+class FileSplit:
+    """Image files on disk, in dataset order, with their labels."""
+
+    root: str  # absolute folder that `paths` are relative to
+    paths: list[str]
+    labels: object  # torch.Tensor (N,) int64 in [0, num_classes)
+    size: int  # decoded to (3, size, size): shorter side resized, centre crop
+
+
+@dataclass
 class RawDataset:
     name: str
     classes: list[str]
     max_value: float
-    train: Split
-    test: Split
+    train: Split | FileSplit
+    test: Split | FileSplit
     mean: list[float] | None = None  # None: computed from the train split
     std: list[float] | None = None
     notes: dict = field(default_factory=dict)
 
 
-SOURCES: dict[str, Callable[[dict], RawDataset]] = {}
+@dataclass(frozen=True)
+class Source:
+    loader: Callable[[dict], RawDataset]
+    files: bool = False  # yields FileSplits (decoded at prepare time, streamable)
+    options: frozenset[str] = frozenset()  # optional dataset keys only this source reads
+    requires: frozenset[str] = frozenset()  # keys it cannot do without
 
 
-def register_source(name: str, loader: Callable[[dict], RawDataset]) -> None:
-    SOURCES[name] = loader
+SOURCES: dict[str, Source] = {}
+
+# Dataset keys that belong to one kind of source; they default to null in the schema,
+# so a non-null value given to a source that ignores it is a mistake worth reporting.
+SOURCE_SPECIFIC_KEYS = ("image_size", "classes")
+
+
+def register_source(
+    name: str,
+    loader: Callable[[dict], RawDataset],
+    files: bool = False,
+    options: tuple[str, ...] = (),
+    requires: tuple[str, ...] = (),
+) -> None:
+    SOURCES[name] = Source(loader, files, frozenset(options), frozenset(requires))
+
+
+def check_settings(name: str, settings: dict, where: str = "datasets.<name>") -> Source:
+    """The source of a dataset's settings, with the keys it cannot use or needs checked."""
+    if name not in SOURCES:
+        raise ConfigError(f"{where}.source '{name}' is unknown; valid sources: {sorted(SOURCES)}")
+    source = SOURCES[name]
+    for key in SOURCE_SPECIFIC_KEYS:
+        if settings.get(key) is not None and key not in source.options:
+            users = sorted(n for n, s in SOURCES.items() if key in s.options)
+            raise ConfigError(
+                f"{where}.{key} is not used by source {name} (only by {users}); remove it"
+            )
+    for key in sorted(source.requires):
+        if settings.get(key) is None:
+            raise ConfigError(f"{where}.{key} is required for source {name}")
+    return source
 
 
 def load_source(name: str, settings: dict) -> RawDataset:
-    if name not in SOURCES:
-        raise ConfigError(
-            f"datasets.*.source '{name}' is unknown; valid sources: {sorted(SOURCES)}"
-        )
-    return SOURCES[name](settings)
+    return check_settings(name, settings).loader(settings)
+
+
+def prepare_settings(settings: dict) -> dict:
+    """The settings the prepared cache depends on: without `num_workers` (how fast, not
+    what), and without `cache_limit_gb` for sources that are always cached whole."""
+    out = {k: v for k, v in settings.items() if k != "num_workers"}
+    source = SOURCES.get(settings.get("source"))
+    if source is not None and not source.files:
+        out.pop("cache_limit_gb", None)
+    return out
 
 
 def _register_builtin() -> None:
-    from ddrank_steps.datasets import cifar, digits
+    from ddrank_steps.datasets import cifar, digits, folder, imagenet, mnist, svhn, tinyimagenet
 
     register_source("digits", digits.load)
     register_source("CIFAR10", cifar.load_cifar10)
     register_source("CIFAR100", cifar.load_cifar100)
+    register_source("MNIST", mnist.load_mnist)
+    register_source("FashionMNIST", mnist.load_fashion_mnist)
+    register_source("SVHN", svhn.load)
+    register_source("TinyImageNet", tinyimagenet.load, files=True, options=("image_size",))
+    for subset in imagenet.SUBSETS:
+        register_source(subset, imagenet.subset_loader(subset), files=True, options=("image_size",))
+    register_source("ImageNet1K", imagenet.load_imagenet1k, files=True, options=("image_size",))
+    register_source(
+        "ImageFolder",
+        folder.load,
+        files=True,
+        options=("image_size", "classes"),
+        requires=("root", "image_size"),
+    )
 
 
 _register_builtin()

@@ -16,6 +16,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 PYTHON = sys.executable
 
+from ddrank_steps.datasets import prepare_settings
+from ddrank_steps.image_files import list_images
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.plan import build_plan, canonical_json, module_sources
 
@@ -47,7 +49,14 @@ def stage_code(stage):
 
 
 def dataset_settings(wildcards):
-    return canonical_json(config["datasets"][wildcards.dataset])
+    return canonical_json(prepare_settings(config["datasets"][wildcards.dataset]))
+
+
+def data_workers(wildcards):
+    """DataLoader processes that decode a dataset's image files. A resource, not a
+    param: it changes how fast a job runs, never its result, so it must not rerun jobs.
+    """
+    return config["datasets"][wildcards.dataset]["num_workers"]
 
 
 # --- syn sets -------------------------------------------------------------------------
@@ -60,6 +69,9 @@ def syn_set_inputs(wildcards):
         "meta": f"results/datasets/{method['dataset']}/meta.json",
         "code": stage_code("syn_set"),
     }
+    if os.path.isdir(inputs["images"]):
+        # every image of a folder set, so editing one reruns the import
+        inputs["image_files"] = [str(p) for p in list_images(Path(inputs["images"]))]
     if method["labels"]:
         inputs["labels"] = method["labels"]
     if method["soft_labels"]:
@@ -140,7 +152,7 @@ TRAIN_CMD = (
     " --data {input.data:q} --meta {input.meta:q}"
     " --protocol {params.protocol:q} --protocol-key {wildcards.protocol}"
     " --seed {wildcards.seed} --device {params.device} --threads {threads}"
-    " --out {output.json:q}"
+    " --workers {resources.data_workers} --out {output.json:q}"
 )
 
 

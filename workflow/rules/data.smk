@@ -9,12 +9,13 @@ rule prepare_dataset:
     resources:
         mem_mb=4000,
         runtime=60,
+        data_workers=data_workers,
     params:
         settings=dataset_settings,
     shell:
         "{PYTHON} -m ddrank_steps.prepare_dataset --name {wildcards.dataset:q}"
         " --settings {params.settings:q} --data {output.data:q} --meta {output.meta:q}"
-        " > {log:q} 2>&1"
+        " --workers {resources.data_workers} > {log:q} 2>&1"
 
 
 rule random_subset:
@@ -25,15 +26,19 @@ rule random_subset:
     output:
         set="results/sets/{dataset}/rdm/ipc{ipc}/seed{seed}.pt",
         manifest="results/sets/{dataset}/rdm/ipc{ipc}/seed{seed}.json",
+        # the same images as lossless PNGs of the raw pixels, for image-folder tools
+        png=directory("results/sets/{dataset}/rdm/ipc{ipc}/seed{seed}_png"),
     log:
         "results/logs/random_subset/{dataset}/ipc{ipc}/seed{seed}.log",
     resources:
         mem_mb=2000,
         runtime=10,
+        data_workers=data_workers,
     shell:
         "{PYTHON} -m ddrank_steps.random_subset --data {input.data:q} --meta {input.meta:q}"
-        " --ipc {wildcards.ipc} --round-seed {wildcards.seed}"
-        " --out {output.set:q} --manifest {output.manifest:q} > {log:q} 2>&1"
+        " --ipc {wildcards.ipc} --round-seed {wildcards.seed} --workers {resources.data_workers}"
+        " --out {output.set:q} --manifest {output.manifest:q} --png {output.png:q}"
+        " > {log:q} 2>&1"
 
 
 rule reference_set:
@@ -48,12 +53,14 @@ rule reference_set:
     resources:
         mem_mb=2000,
         runtime=30,
+        data_workers=data_workers,
     params:
         seed=config["seed"],
     shell:
         "{PYTHON} -m ddrank_steps.reference_sets --kind {wildcards.kind}"
         " --data {input.data:q} --meta {input.meta:q} --ipc {wildcards.ipc}"
-        " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+        " --seed {params.seed} --workers {resources.data_workers} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule syn_set:

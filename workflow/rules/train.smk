@@ -12,6 +12,7 @@ rule train:
         mem_mb=RES["train_mem_mb"],
         runtime=RES["train_runtime"],
         gpu=train_gpus,
+        data_workers=data_workers,
     params:
         protocol=run_protocol_json,
         args=train_args,
@@ -35,6 +36,7 @@ rule train_real:
         mem_mb=RES["train_mem_mb"],
         runtime=RES["train_runtime"],
         gpu=train_gpus,
+        data_workers=data_workers,
     params:
         protocol=run_protocol_json,
         args=train_args,
