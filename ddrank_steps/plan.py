@@ -173,6 +173,7 @@ class Plan:
     protocols: dict[str, dict] = field(default_factory=dict)  # key -> run protocol
     teacher_sets: dict[str, list] = field(default_factory=dict)  # key -> resolved teachers
     scores: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, metric)
+    _inline_lr: dict[str, bool] = field(default_factory=dict, repr=False)
 
     # --- building -------------------------------------------------------------------------
     def add_run(self, dataset: str, set_name: str, protocol: dict, seed: int) -> str:
@@ -269,11 +270,23 @@ class Plan:
         keys["teachers"] = teachers
         return keys
 
+    def has_own_lr(self, method: dict) -> bool:
+        """Whether the method brings its own LR: in the config, or as `lr` in its .pt dict
+        (peeked at memory-mapped, so a large file costs nothing to check)."""
+        if method.get("lr") is not None:
+            return True
+        images = method["images"]
+        if images.startswith("reference:") or not images.endswith(".pt"):
+            return False
+        if images not in self._inline_lr:
+            self._inline_lr[images] = _pt_dict_has_lr(images)
+        return self._inline_lr[images]
+
     def arm(self, method_name, method, protocol, arm, lr_rule, where, own_lr=True):
         """(set name, run protocol) of the syn or rdm arm of a term."""
         if protocol.get("lr") is not None:
             lr_source = "fixed"
-        elif arm == "syn" and own_lr and method.get("lr") is not None and lr_rule == "reference":
+        elif arm == "syn" and own_lr and lr_rule == "reference" and self.has_own_lr(method):
             lr_source = "set"  # the reference trains syn with the method's lr when given
         else:
             lr_source = "grid"
@@ -418,6 +431,18 @@ class Plan:
             path = self.soft_labels_path(dataset, set_name, protocol["teachers"], seed)
             return {"soft_labels": path}
         return {}
+
+
+def _pt_dict_has_lr(path: str) -> bool:
+    if not Path(path).is_file():
+        return False  # the syn_set job will report the missing file
+    import torch
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return False  # unreadable: the syn_set job reports it with the file and field
+    return isinstance(blob, dict) and blob.get("lr") is not None
 
 
 def check_names(config: dict) -> None:

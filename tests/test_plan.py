@@ -297,3 +297,16 @@ def test_module_sources_of_train_exclude_unrelated_stages():
     sources = {Path(p).name for p in module_sources("ddrank_steps.train")}
     assert "score.py" not in sources
     assert "random_subset.py" not in sources
+
+
+def test_an_lr_inside_the_methods_pt_dict_counts_as_its_own(config, tmp_path):
+    import torch
+
+    path = tmp_path / "set.pt"
+    torch.save({"images": torch.zeros(100, 1, 8, 8), "lr": 0.02}, path)
+    config["methods"]["random"]["images"] = str(path)
+    spec = build_plan(config).scores[("random", "lrs_hard")]["protocols"]
+    assert spec["syn-any"]["lr_source"] == "set"
+    torch.save({"images": torch.zeros(100, 1, 8, 8)}, path)
+    spec = build_plan(config).scores[("random", "lrs_hard")]["protocols"]
+    assert spec["syn-any"]["lr_source"] == "grid"
