@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ddrank_steps import streaming
+from ddrank_steps import distributed, streaming
 from ddrank_steps.augment import build_augmentation, mixed_loss
 from ddrank_steps.losses import make_soft_loss
 from ddrank_steps.models import build_model
@@ -85,15 +85,23 @@ def resolve_device(name: str) -> torch.device:
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 1000) -> float:
+    rank, world = distributed.rank_world()
+    if world > 1:
+        distributed.sync_buffers(model)
     if streaming.is_streamed(split.images):
+        # every rank reads the whole streamed split: correct, if not the fastest
         return streaming.evaluate(model, split, batch_size)
     model.eval()
+    images, labels = split.images[rank::world], split.labels[rank::world]
     correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
-    for start in range(0, len(split.labels), batch_size):
-        out = model(split.images[start : start + batch_size])
-        correct += (out.argmax(1) == split.labels[start : start + batch_size]).sum()
+    for start in range(0, len(labels), batch_size):
+        out = model(images[start : start + batch_size])
+        correct += (out.argmax(1) == labels[start : start + batch_size]).sum()
     model.train()
-    return correct.item() / len(split.labels)
+    if world > 1:
+        hits, total = distributed.sum_counts(correct, len(labels))
+        return hits / total
+    return correct.item() / len(labels)
 
 
 class LabelRecipe:
@@ -161,23 +169,30 @@ def train_one(
     recipe = LabelRecipe(protocol, teachers)
     if recipe.kind == "soft" and recipe.mode == "S" and train.soft is None:
         raise ValueError("soft labels in mode S need per-image soft labels")
+    rank, world = distributed.rank_world()
+    net = distributed.wrap(model, device) if world > 1 else model
     order_gen = torch.Generator().manual_seed(derive_seed("order", seed))
-    aug_gen = torch.Generator(device=device).manual_seed(derive_seed("augment", seed))
+    # ranks augment different images, so each draws its own parameters
+    aug_seed = derive_seed("augment", seed) if rank == 0 else derive_seed("augment", seed, rank)
+    aug_gen = torch.Generator(device=device).manual_seed(aug_seed)
 
     n = len(train.labels)
     batch = protocol["batch_size"]
+    step_batch = batch // world
     checkpoints = eval_epochs(protocol["epochs"], protocol["test_interval"])
     result = RunResult(lr=lr)
     loss_sum = torch.zeros((), device=device)
     steps = 0
     model.train()
     for epoch in range(1, protocol["epochs"] + 1):
-        order = torch.randperm(n, generator=order_gen).to(device)
-        for images, labels, soft in _batches(train, order, batch):
+        order = torch.randperm(n, generator=order_gen)
+        if world > 1:
+            order = distributed.shard_order(order, batch, rank, world)
+        for images, labels, soft in _batches(train, order.to(device), step_batch):
             mix = None
             if augment is not None:
                 images, mix = augment(images, aug_gen)
-            loss = recipe.loss(model(images), images, labels, soft, mix)
+            loss = recipe.loss(net(images), images, labels, soft, mix)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -17,7 +17,7 @@ import logging
 
 import torch
 
-from ddrank_steps import cli
+from ddrank_steps import cli, distributed
 from ddrank_steps.data import DatasetMeta, load_set, load_split
 from ddrank_steps.engine import Split, resolve_device, train_group
 from ddrank_steps.errors import ConfigError, InputError
@@ -72,9 +72,20 @@ def teacher_ensemble(protocol: dict, paths: list[str], meta: DatasetMeta, device
 
 
 def main(args: argparse.Namespace) -> None:
+    try:
+        run(args)
+    finally:
+        distributed.teardown()
+
+
+def run(args: argparse.Namespace) -> None:
     protocol = args.protocol
     torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = distributed.init_from_env(resolve_device(args.device))
+    rank, world = distributed.rank_world()
+    distributed.check_batch(protocol["batch_size"], world)
+    if rank:  # one log and one set of outputs: rank 0's
+        logging.getLogger("ddrank").setLevel(logging.WARNING)
     meta = DatasetMeta.load(args.meta)
     shape = (meta.channels, meta.height, meta.width)
 
@@ -125,8 +136,11 @@ def main(args: argparse.Namespace) -> None:
         meta.num_classes,
         teachers=teachers,
         keep_state=bool(args.checkpoint),
+        show_progress=rank == 0,
     )
     chosen = results[best]
+    if rank:
+        return
     if args.checkpoint:
         arch = {"model": protocol["model"], "model_options": protocol.get("model_options") or {}}
         info = {"seed": args.seed, "lr": chosen.lr, "epoch": chosen.selected_epoch}
@@ -156,6 +170,7 @@ def main(args: argparse.Namespace) -> None:
                 "epoch": chosen.selected_epoch,
             },
             "device": str(device),
+            "processes": world,
             "threads": args.threads,
             "versions": software_versions(),
         },

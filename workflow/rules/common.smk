@@ -143,12 +143,26 @@ def train_gpus(wildcards):
     return RES["train_gpus"]
 
 
+def real_gpus(wildcards):
+    return RES["real_processes"] if RES["train_gpus"] else 0
+
+
+# Tiny sets train in one process (DDP would buy nothing); a real-hard job with
+# resources.real_processes > 1 runs under torchrun, one process per GPU.
+SINGLE = "-m ddrank_steps.train"
+TORCHRUN = (
+    "-m torch.distributed.run --standalone --nnodes 1"
+    f" --nproc-per-node {RES['real_processes']} -m ddrank_steps.train"
+)
+REAL_LAUNCHER = TORCHRUN if RES["real_processes"] > 1 else SINGLE
+
+
 # One command for every training job; the real-hard runs add --checkpoint so that
 # their weights can serve as teachers. gpu_lease gives the job its own GPUs on a
 # workstation (Snakemake only counts them) and passes through under SLURM or with none.
 TRAIN_CMD = (
     "{PYTHON} -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
-    " {PYTHON} -m ddrank_steps.train {params.args}"
+    " {PYTHON} {params.launcher} {params.args}"
     " --data {input.data:q} --meta {input.meta:q}"
     " --protocol {params.protocol:q} --protocol-key {wildcards.protocol}"
     " --seed {wildcards.seed} --device {params.device} --threads {threads}"

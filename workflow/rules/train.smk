@@ -17,6 +17,7 @@ rule train:
         protocol=run_protocol_json,
         args=train_args,
         device=DEVICE,
+        launcher=SINGLE,
     shell:
         TRAIN_CMD + " > {log:q} 2>&1"
 
@@ -31,16 +32,17 @@ rule train_real:
         checkpoint="results/runs/{dataset}/real/{protocol}/seed{seed}.pt",
     log:
         "results/logs/train/{dataset}/real/{protocol}/seed{seed}.log",
-    threads: RES["train_threads"]
+    threads: RES["train_threads"] * RES["real_processes"]
     resources:
         mem_mb=RES["train_mem_mb"],
         runtime=RES["train_runtime"],
-        gpu=train_gpus,
+        gpu=real_gpus,
         data_workers=data_workers,
     params:
         protocol=run_protocol_json,
         args=train_args,
         device=DEVICE,
+        launcher=REAL_LAUNCHER,
     shell:
         TRAIN_CMD + " --checkpoint {output.checkpoint:q} > {log:q} 2>&1"
 
