@@ -4,6 +4,7 @@ loads whitened with that fit, rdm subsets follow, syn_set checks imported sets."
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ from PIL import Image
 from ddrank_steps import prepare_dataset, random_subset
 from ddrank_steps.data import DatasetMeta, load_split, load_zca
 from ddrank_steps.datasets import prepare_settings
-from ddrank_steps.errors import ConfigError
+from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.io import read_json
+from ddrank_steps.syn_set import import_set
 from ddrank_steps.zca import fit_zca
 
 IPC = 3
@@ -139,3 +141,78 @@ def test_streamed_dataset_with_zca_is_a_config_error(tmp_path):
     }
     with pytest.raises(ConfigError, match=r"zca needs a cached dataset.*streamed"):
         prepare_dataset.prepare("tree", settings, str(tmp_path / "d.pt"), str(tmp_path / "m.json"))
+
+
+# --- syn_set -------------------------------------------------------------------------
+
+
+def class_sorted(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return torch.cat([images[labels == c][:IPC] for c in range(10)])
+
+
+def save(path: Path, obj) -> str:
+    torch.save(obj, path)
+    return str(path)
+
+
+def test_syn_set_in_pixel_space_warns_loudly_with_the_numbers(prepared, tmp_path, caplog):
+    data, _, meta = prepared
+    labels = torch.load(data, weights_only=True)["train"]["labels"]
+    pixels = class_sorted(raw(data, "train").float() / meta.max_value, labels)
+    normalised = (pixels - pixels.mean()) / pixels.std()  # the usual non-ZCA space
+    path = save(tmp_path / "x.pt", normalised)
+    with caplog.at_level("WARNING", logger="ddrank.zca"):
+        with pytest.warns(UserWarning, match="does NOT look ZCA-whitened"):
+            blob = import_set("m", path, None, None, IPC, meta, zca=load_zca(data, meta))
+    assert "does NOT look ZCA-whitened" in caplog.text and "threshold" in caplog.text
+    assert blob["info"]["zca_check"]["looks_whitened"] is False
+    assert torch.equal(blob["images"], normalised)  # a warning, not an error
+
+
+def test_syn_set_in_zca_space_passes_quietly(prepared, tmp_path, caplog):
+    data, _, meta = prepared
+    images, labels = load_split(data, "train", meta)
+    path = save(tmp_path / "x.pt", class_sorted(images, labels))
+    with caplog.at_level("WARNING", logger="ddrank.zca"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        blob = import_set("m", path, None, None, IPC, meta, zca=load_zca(data, meta))
+    assert "ZCA" not in caplog.text
+    assert blob["info"]["zca_check"]["looks_whitened"] is True
+
+
+def test_uint8_syn_set_is_refused_for_a_zca_dataset(prepared, tmp_path):
+    data, _, meta = prepared
+    path = save(tmp_path / "x.pt", torch.zeros(10 * IPC, 1, 8, 8, dtype=torch.uint8))
+    with pytest.raises(InputError, match="uint8 pixels cannot be in ZCA space"):
+        import_set("m", path, None, None, IPC, meta, zca=load_zca(data, meta))
+
+
+def test_image_folder_syn_set_is_refused_for_a_zca_dataset(prepared, tmp_path):
+    data, _, meta = prepared
+    folder = tmp_path / "set" / "00000"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(folder / "0.png")
+    with pytest.raises(InputError, match="cannot be in ZCA space"):
+        import_set("m", str(tmp_path / "set"), None, None, IPC, meta, zca=load_zca(data, meta))
+
+
+def test_import_set_of_a_zca_dataset_needs_the_fit(prepared, tmp_path):
+    _, _, meta = prepared
+    path = save(tmp_path / "x.pt", torch.zeros(10 * IPC, 1, 8, 8))
+    with pytest.raises(ValueError, match="needs its ZCA fit"):
+        import_set("m", path, None, None, IPC, meta)
+
+
+def test_reference_set_of_a_zca_dataset_is_not_checked(prepared, tmp_path, caplog):
+    # k-means centroids of whitened digits are smoother than single images and can fail
+    # the heuristic although they are in ZCA space: no check, no warning.
+    data, _, meta = prepared
+    images, labels = load_split(data, "train", meta)
+    means = torch.cat(
+        [images[labels == c].mean(0, keepdim=True).repeat(IPC, 1, 1, 1) for c in range(10)]
+    )
+    path = save(tmp_path / "kmeans.pt", means)
+    with caplog.at_level("WARNING", logger="ddrank.zca"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        blob = import_set("m", path, None, None, IPC, meta, reference_set=True)
+    assert "zca_check" not in blob["info"] and "ZCA" not in caplog.text
