@@ -2,12 +2,13 @@
 
 Two on-disk forms:
 - a prepared dataset (`data.pt` + `meta.json`): raw train/test(/val) splits, normalised on
-  load. A split is cached as uint8 tensors (`images`, `labels`) or, for a dataset larger
-  than its cache limit, streamed: an index of image files (`root`, `paths`, `size`,
-  `labels`) that loads as a `streaming.StreamedImages`;
+  load (or, for a dataset with `zca`, ZCA-whitened with the fit stored under `zca`). A
+  split is cached as uint8 tensors (`images`, `labels`) or, for a dataset larger than its
+  cache limit, streamed: an index of image files (`root`, `paths`, `size`, `labels`) that
+  loads as a `streaming.StreamedImages`;
 - a set file (`*.pt`): `images` float32 (N, C, H, W) already in the dataset's normalised
-  space, `labels` int64 (N,), optional `soft_labels` (N, K) and `lr`, and `info` (provenance).
-  Random subsets, reference sets and imported syn sets all use it.
+  (or ZCA) space, `labels` int64 (N,), optional `soft_labels` (N, K) and `lr`, and `info`
+  (provenance). Random subsets, reference sets and imported syn sets all use it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from pathlib import Path
 import torch
 
 from ddrank_steps.io import read_json
+from ddrank_steps.zca import ZCA
+
+# What the ZCA of a dataset is fitted on (and applied to), recorded as `zca_input`:
+# "pixels" = the stored pixels scaled to [0, 1] with no mean/std normalisation (the
+# reference's ToTensor-only pipeline for CIFAR/TinyImageNet with use_zca); "normalised" =
+# the normalised images (the reference's ImageNet subsets, which normalise even with ZCA).
+ZCA_INPUTS = ("pixels", "normalised")
 
 
 @dataclass
@@ -32,10 +40,17 @@ class DatasetMeta:
     max_value: float
     classes: list[str]
     storage: str = "cached"  # or "streamed"
+    # Dataset-level ZCA (absent from meta files written before it: off).
+    zca: bool = False
+    zca_eps: float | None = None
+    zca_input: str | None = None  # one of ZCA_INPUTS
 
     @classmethod
     def load(cls, path: str | Path) -> DatasetMeta:
-        raw = read_json(path)
+        return cls.from_dict(read_json(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> DatasetMeta:
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
 
 
@@ -46,8 +61,44 @@ def normalise(images: torch.Tensor, meta: DatasetMeta) -> torch.Tensor:
     return (x - mean) / std
 
 
+def _blob(data_path: str | Path) -> dict:
+    return torch.load(data_path, map_location="cpu", weights_only=True)
+
+
 def _part(data_path: str | Path, split: str) -> dict | None:
-    return torch.load(data_path, map_location="cpu", weights_only=True).get(split)
+    return _blob(data_path).get(split)
+
+
+def zca_from_blob(blob: dict, meta: DatasetMeta) -> ZCA | None:
+    """The dataset's ZCA fit (None when the dataset has none)."""
+    if not meta.zca:
+        return None
+    if "zca" not in blob:
+        raise ValueError(
+            f"dataset {meta.name}: meta.json says zca but data.pt holds no fit; "
+            "rerun prepare_dataset"
+        )
+    return ZCA.from_dict(blob["zca"])
+
+
+def load_zca(data_path: str | Path, meta: DatasetMeta) -> ZCA | None:
+    return zca_from_blob(_blob(data_path), meta) if meta.zca else None
+
+
+def zca_input(images: torch.Tensor, meta: DatasetMeta) -> torch.Tensor:
+    """Stored pixels in the space the dataset's ZCA is fitted in (see ZCA_INPUTS)."""
+    if meta.zca_input == "normalised":
+        return normalise(images, meta)
+    if meta.zca_input == "pixels":
+        return images.float() / meta.max_value
+    raise ValueError(f"dataset {meta.name}: unknown zca_input {meta.zca_input!r}")
+
+
+def to_training_space(images: torch.Tensor, meta: DatasetMeta, zca: ZCA | None) -> torch.Tensor:
+    """Stored pixels as training sees them: normalised, or ZCA-whitened when `zca`."""
+    if zca is None:
+        return normalise(images, meta)
+    return zca.apply(zca_input(images, meta))
 
 
 def _streamed(part: dict, meta: DatasetMeta, workers: int):
@@ -67,14 +118,21 @@ def _streamed(part: dict, meta: DatasetMeta, workers: int):
 def load_split(data_path: str | Path, split: str, meta: DatasetMeta, workers: int = 0):
     """Normalised images and labels of one split of a prepared dataset (None if absent).
 
-    A streamed split's images are a `StreamedImages` (decoded with `workers` processes).
+    A dataset with `zca` gives every split ZCA-whitened with the train split's fit, so
+    everything built from it (rdm subsets, reference sets, real-hard training, evaluation)
+    is in ZCA space. A streamed split's images are a `StreamedImages` (decoded with
+    `workers` processes); streamed datasets have no ZCA (prepare_dataset refuses it).
     """
-    part = _part(data_path, split)
+    blob = _blob(data_path)
+    part = blob.get(split)
     if part is None:
         return None
     if "paths" in part:
+        if meta.zca:
+            raise ValueError(f"dataset {meta.name}: ZCA needs a cached dataset, not a streamed one")
         return _streamed(part, meta, workers), part["labels"].long()
-    return normalise(part["images"], meta), part["labels"].long()
+    images = to_training_space(part["images"], meta, zca_from_blob(blob, meta))
+    return images, part["labels"].long()
 
 
 def load_labels(data_path: str | Path, split: str) -> torch.Tensor:

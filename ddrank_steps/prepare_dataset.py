@@ -7,6 +7,14 @@ ImageNet, ImageFolder trees) are decoded once into uint8 tensors when the whole 
 fits in `cache_limit_gb` (default 2 GB) as uint8, so training reads one file; a larger
 one (ImageNet-1K: ~190 GB at 224 px) is stored as an index of its files (root, paths,
 labels, size) and streamed from disk during training.
+
+With `zca`, the dataset-level ZCA whitening (kornia's formula, `zca_eps`, as the
+reference's use_zca) is fitted here on the train split and stored in data.pt under `zca`;
+every split then loads whitened. It is fitted in the reference's space: pixels scaled to
+[0, 1] without mean/std normalisation (ToTensor only, as the reference does for CIFAR and
+TinyImageNet, and so for every source here), except the ImageNet sources, which the
+reference normalises even with ZCA. meta.json records `zca`, `zca_eps` and `zca_input`.
+Only cached datasets can have it: whitening needs every train image in memory.
 """
 
 from __future__ import annotations
@@ -17,16 +25,31 @@ import logging
 import torch
 
 from ddrank_steps import cli
+from ddrank_steps.data import DatasetMeta, zca_input
 from ddrank_steps.datasets import FileSplit, Split, load_source
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.image_files import RESIZE_RULE
 from ddrank_steps.io import save_torch, write_json
 from ddrank_steps.seeding import derive_seed
+from ddrank_steps.zca import DEFAULT_EPS, fit_zca
 
 log = logging.getLogger("ddrank.prepare_dataset")
 
 DEFAULT_CACHE_LIMIT_GB = 2.0
 STATS_SAMPLE = 5000  # images whose statistics stand for a streamed split without given ones
+# Sources the reference normalises before ZCA (its ImageNet pipelines normalise always);
+# every other source is whitened from [0, 1] pixels (its ToTensor-only ZCA pipeline).
+NORMALISED_BEFORE_ZCA = frozenset(
+    {
+        "ImageNette",
+        "ImageWoof",
+        "ImageMeow",
+        "ImageSquawk",
+        "ImageFruit",
+        "ImageYellow",
+        "ImageNet1K",
+    }
+)
 
 
 def val_mask(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
@@ -147,6 +170,19 @@ def prepare(name: str, settings: dict, data_out: str, meta_out: str, workers: in
             f"got {len(mean)} and {len(std)}"
         )
 
+    zca_on = bool(settings.get("zca"))
+    if zca_on and storage == "streamed":
+        raise ConfigError(
+            f"datasets.{name}.zca needs a cached dataset, but {name} is streamed from disk "
+            f"({size_bytes / 1e9:.1f} GB as uint8 > cache_limit_gb {limit_gb:g}): whitening "
+            "needs every train image in memory. Raise cache_limit_gb, use a smaller "
+            "image_size, or set zca: false"
+        )
+    zca_eps = settings.get("zca_eps")
+    zca_eps = DEFAULT_EPS if zca_eps is None else float(zca_eps)
+    if zca_on and not zca_eps > 0:
+        raise ConfigError(f"datasets.{name}.zca_eps must be > 0; got {zca_eps}")
+
     blob = {split: stored(part, files.get(split)) for split, part in splits.items()}
     meta = {
         "name": name,
@@ -169,6 +205,23 @@ def prepare(name: str, settings: dict, data_out: str, meta_out: str, workers: in
     if from_files:
         meta["cache_limit_gb"] = limit_gb
         meta["resize"] = RESIZE_RULE
+    if zca_on:
+        meta["zca"] = True
+        meta["zca_eps"] = zca_eps
+        normalised_first = settings["source"] in NORMALISED_BEFORE_ZCA
+        meta["zca_input"] = "normalised" if normalised_first else "pixels"
+        device = "cuda" if torch.cuda.is_available() else None
+        fit = fit_zca(zca_input(train.images, DatasetMeta.from_dict(meta)), zca_eps, device)
+        blob["zca"] = fit.to_dict()
+        meta["zca_reference"] = dict(fit.reference)
+        log.info(
+            "%s: ZCA (eps %g) fitted on %d train images (%s); neighbour correlation %s",
+            name,
+            zca_eps,
+            len(train.labels),
+            meta["zca_input"],
+            fit.reference,
+        )
     save_torch(data_out, blob)
     write_json(meta_out, meta)
     log.info("prepared %s (%s): %s", name, storage, meta["sizes"])

@@ -2,8 +2,9 @@
 
 Each class contributes `ipc` distinct training images (same IPC as the syn sets it
 is compared with). The images are stored exactly as training sees them (lossless,
-float32 in the normalised space), with a JSON manifest of the source indices (and
-source files, for datasets of image files) so the draw can be audited and reproduced.
+float32 in the normalised space, or in ZCA space for a dataset with zca), with a JSON
+manifest of the source indices (and source files, for datasets of image files) so the
+draw can be audited and reproduced.
 
 With `--png`, the subset is also written as a lossless PNG folder
 `<png>/<class:05d>/<j:05d>.png` of the raw stored pixels (not de-normalised floats),
@@ -17,7 +18,14 @@ import argparse
 import logging
 
 from ddrank_steps import cli
-from ddrank_steps.data import DatasetMeta, load_labels, load_pixels, normalise, source_files
+from ddrank_steps.data import (
+    DatasetMeta,
+    load_labels,
+    load_pixels,
+    load_zca,
+    source_files,
+    to_training_space,
+)
 from ddrank_steps.io import save_torch, write_json
 from ddrank_steps.png_folder import write_png_folder
 from ddrank_steps.seeding import rdm_subset_seed
@@ -32,8 +40,10 @@ def main(args: argparse.Namespace) -> None:
     seed = rdm_subset_seed(meta.name, args.ipc, args.round_seed)
     idx = draw_per_class(labels, meta.num_classes, args.ipc, seed, args.data)
     # Normalising the chosen raw pixels gives exactly the values of normalising the whole
-    # split and then choosing (the operations are per element).
+    # split and then choosing (the operations are per element); so does whitening them
+    # with the dataset's ZCA fit (per image, up to float rounding), for a dataset with zca.
     pixels = load_pixels(args.data, "train", idx, meta, args.workers)
+    zca = load_zca(args.data, meta)
     info = {
         "kind": "rdm",
         "dataset": meta.name,
@@ -50,7 +60,7 @@ def main(args: argparse.Namespace) -> None:
         info["png_folder"] = args.png
         info["png_max_value"] = meta.max_value
         write_png_folder(pixels, labels[idx], args.png)
-    save_torch(args.out, make_set(normalise(pixels, meta), labels[idx], info))
+    save_torch(args.out, make_set(to_training_space(pixels, meta, zca), labels[idx], info))
     write_json(args.manifest, info)
     log.info("drew %d images (seed %d) for %s ipc %d", len(idx), seed, meta.name, args.ipc)
 

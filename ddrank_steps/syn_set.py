@@ -12,6 +12,11 @@ Accepted inputs:
   holding hard labels (N,) or soft labels (N, num_classes);
 - `soft_labels`: a `.pt` of (N, num_classes) teacher logits, used by mode-S protocols;
 - `lr`: a number, or a `.pt` / `.txt` file holding one.
+
+For a dataset with `zca`, the set must be a float tensor in ZCA space (as MTT/DATM save
+theirs): uint8 tensors and image folders are refused (pixels cannot be in ZCA space), and
+a float set whose statistics look un-whitened gets a loud warning with the numbers (not an
+error: the heuristic of `zca.py` can misfire, e.g. on sets of class means).
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ import numpy as np
 import torch
 
 from ddrank_steps import cli
-from ddrank_steps.data import DatasetMeta
-from ddrank_steps.errors import InputError
+from ddrank_steps.data import DatasetMeta, load_zca
+from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.image_files import class_folders, list_images
 from ddrank_steps.io import save_torch
+from ddrank_steps.zca import ZCA, warn_if_not_whitened
 
 log = logging.getLogger("ddrank.syn_set")
 
@@ -68,6 +74,15 @@ def read_images(path: str, meta: DatasetMeta):
     if blob.shape[0] == 0:
         raise InputError(path, "images", "holds no images", "save num_classes x ipc images")
     if blob.dtype == torch.uint8:
+        if meta.zca:
+            raise InputError(
+                path,
+                "images",
+                f"is uint8 pixels, but dataset {meta.name} is ZCA-whitened (zca: true) and "
+                "uint8 pixels cannot be in ZCA space",
+                "save the set as float32 in ZCA space (as MTT/DATM do), or use a dataset "
+                "without zca",
+            )
         blob = _pixels_to_normalised(blob, meta)
     elif not blob.is_floating_point():
         raise InputError(path, "images", f"dtype {blob.dtype}", "use float32 or uint8 pixels")
@@ -121,6 +136,14 @@ def read_image_folder(path: str, meta: DatasetMeta) -> tuple[torch.Tensor, torch
     """
     from PIL import Image, UnidentifiedImageError
 
+    if meta.zca:
+        raise InputError(
+            path,
+            "images",
+            f"is an image folder, but dataset {meta.name} is ZCA-whitened (zca: true) and "
+            "image files hold pixels, which cannot be in ZCA space",
+            "save the set as a float32 .pt tensor in ZCA space (as MTT/DATM do)",
+        )
     mode = {1: "L", 3: "RGB"}.get(meta.channels)
     if mode is None:
         raise InputError(path, "images", f"image folders need 1 or 3 channels, not {meta.channels}")
@@ -271,7 +294,14 @@ def import_set(
     ipc: int,
     meta: DatasetMeta,
     soft_labels: str | None = None,
+    zca: ZCA | None = None,
+    reference_set: bool = False,
 ):
+    """The set file of a method's inputs. For a dataset with `zca`, `zca` is its fit (the
+    images are checked to look whitened), unless the images are a `reference_set` (built
+    by reference_sets from the whitened train split, so in ZCA space by construction)."""
+    if meta.zca and zca is None and not reference_set:
+        raise ValueError(f"dataset {meta.name} has zca: import_set needs its ZCA fit")
     folder_labels = None
     if Path(images).is_dir():
         x, folder_labels = read_image_folder(images, meta)
@@ -298,6 +328,11 @@ def import_set(
     if soft_labels is not None:
         soft = read_soft_labels(soft_labels, x.shape[0], meta)
     lr_value = resolve_lr(lr if lr is not None else inline_lr, images)
+    zca_check = None
+    if meta.zca and reference_set:
+        log.info("%s: a reference set of the whitened train split, in ZCA space", images)
+    elif zca is not None:
+        zca_check = warn_if_not_whitened(x, zca, what=f"syn set {method} ({images})")
     if soft is not None:
         label_kind = "soft"
     elif folder_labels is not None and labels is None:
@@ -315,6 +350,8 @@ def import_set(
         "label_kind": label_kind,
         "lr": lr_value,
     }
+    if zca_check is not None:
+        info["zca_check"] = zca_check
     blob = {"images": x, "labels": hard, "info": info}
     if soft is not None:
         blob["soft_labels"] = soft
@@ -331,8 +368,19 @@ def main(args: argparse.Namespace) -> None:
             lr = float(lr)
         except ValueError:
             pass  # a path
+    if meta.zca and args.data is None and not args.reference_set:
+        raise ConfigError(f"dataset {meta.name} has zca: pass --data (its data.pt, for the fit)")
+    zca = load_zca(args.data, meta) if meta.zca and args.data is not None else None
     blob = import_set(
-        args.method, args.images, args.labels, lr, args.ipc, meta, soft_labels=args.soft_labels
+        args.method,
+        args.images,
+        args.labels,
+        lr,
+        args.ipc,
+        meta,
+        soft_labels=args.soft_labels,
+        zca=zca,
+        reference_set=args.reference_set,
     )
     save_torch(args.out, blob)
     info = blob["info"]
@@ -350,6 +398,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", default=None, help="a number or a .pt/.txt path")
     p.add_argument("--ipc", required=True, type=int)
     p.add_argument("--meta", required=True)
+    p.add_argument("--data", default=None, help="the dataset's data.pt (its ZCA fit, if zca)")
+    p.add_argument(
+        "--reference-set",
+        action="store_true",
+        help="the images are a reference set of this dataset (no ZCA check: built whitened)",
+    )
     p.add_argument("--out", required=True)
     return p
 

@@ -96,8 +96,12 @@ def load_source(name: str, settings: dict) -> RawDataset:
 
 def prepare_settings(settings: dict) -> dict:
     """The settings the prepared cache depends on: without `num_workers` (how fast, not
-    what), and without `cache_limit_gb` for sources that are always cached whole."""
+    what), without `cache_limit_gb` for sources that are always cached whole, and without
+    `zca`/`zca_eps` when ZCA is off (so adding those keys reran no existing dataset)."""
     out = {k: v for k, v in settings.items() if k != "num_workers"}
+    if not out.get("zca"):
+        out.pop("zca", None)
+        out.pop("zca_eps", None)
     source = SOURCES.get(settings.get("source"))
     if source is not None and not source.files:
         out.pop("cache_limit_gb", None)

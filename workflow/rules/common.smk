@@ -62,6 +62,15 @@ def data_workers(wildcards):
 # --- syn sets -------------------------------------------------------------------------
 
 
+def checks_zca(method):
+    """Whether syn_set checks the set's ZCA statistics: sets given by the user for a
+    dataset with zca. Reference sets are built from its whitened train split already, and
+    the heuristic can misfire on them (k-means centroids are smoother than single images).
+    """
+    zca = config["datasets"][method["dataset"]].get("zca")
+    return bool(zca) and not method["images"].startswith("reference:")
+
+
 def syn_set_inputs(wildcards):
     method = PLAN.method(wildcards.method)
     inputs = {
@@ -69,6 +78,9 @@ def syn_set_inputs(wildcards):
         "meta": f"results/datasets/{method['dataset']}/meta.json",
         "code": stage_code("syn_set"),
     }
+    if checks_zca(method):
+        # the ZCA fit, to check that the set is in ZCA space
+        inputs["data"] = f"results/datasets/{method['dataset']}/data.pt"
     if os.path.isdir(inputs["images"]):
         # every image of a folder set, so editing one reruns the import
         inputs["image_files"] = [str(p) for p in list_images(Path(inputs["images"]))]
@@ -84,6 +96,10 @@ def syn_set_inputs(wildcards):
 def syn_set_args(wildcards, input):
     method = PLAN.method(wildcards.method)
     args = ["--ipc", str(method["ipc"])]
+    if checks_zca(method):
+        args += ["--data", shlex.quote(input.data)]
+    elif config["datasets"][method["dataset"]].get("zca"):
+        args.append("--reference-set")  # only with zca: other params must not change
     if method["labels"]:
         args += ["--labels", input.labels]
     if method["soft_labels"]:
