@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> None:
                 "std": meta.std,
                 "shape": list(shape),
                 "storage": meta.storage,
+                "zca": {"eps": meta.zca_eps, "input": meta.zca_input} if meta.zca else None,
             },
             "seed": args.seed,
             "protocol": protocol,
