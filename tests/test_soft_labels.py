@@ -414,3 +414,15 @@ def test_reference_soft_label_demos_validate_and_dry_run(tmp_path):
     assert re.search(r"^train\s+25$", text, re.MULTILINE), text[-3000:]
     # no teacher checkpoint on disk: the real-hard ResNet-18-BN of each round teaches
     assert re.search(r"^train_real\s+5$", text, re.MULTILINE), text[-3000:]
+
+
+def test_torchvision_built_teacher_loads_from_a_ddp_checkpoint(tmp_path):
+    # the reference's tea_use_torchvision: a torchvision ResNet with the small-input stem
+    options = {"torchvision": True}
+    torch.manual_seed(0)
+    net = build_model("ResNet-18-BN", 10, 3, (32, 32), options).eval()
+    path = tmp_path / "ckpt_best.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, path)
+    teacher = load_teacher(str(path), "ResNet-18-BN", options, 10, 3, (32, 32), "cpu")
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(teacher(x), net(x), atol=1e-5)
