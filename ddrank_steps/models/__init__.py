@@ -59,6 +59,19 @@ class Family:
 FAMILIES: dict[str, Family] = {}
 
 
+def bare_family(builder: Callable, options: tuple[str, ...] = (), check_options=None) -> Family:
+    """A family named without depth or norm suffix (AlexNet, LeNet, MLP)."""
+    return Family(
+        builder=builder,
+        depths=None,
+        default_norm="none",
+        norms=("none",),
+        options=options,
+        has_depth=False,
+        check_options=check_options,
+    )
+
+
 def register_family(name: str, family: Family) -> None:
     FAMILIES[name] = family
 

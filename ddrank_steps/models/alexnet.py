@@ -76,17 +76,9 @@ def build(spec, channels, num_classes, im_size, torchvision: bool = False) -> nn
 
 
 def _family():
-    from ddrank_steps.models import Family
+    from ddrank_steps.models import bare_family
 
-    return Family(
-        builder=build,
-        depths=None,
-        default_norm="none",
-        norms=("none",),
-        options=OPTIONS,
-        has_depth=False,
-        check_options=check_options,
-    )
+    return bare_family(build, OPTIONS, check_options)
 
 
 FAMILY = _family()

@@ -50,16 +50,9 @@ def build(spec, channels, num_classes, im_size) -> LeNet:
 
 
 def _family():
-    from ddrank_steps.models import Family
+    from ddrank_steps.models import bare_family
 
-    return Family(
-        builder=build,
-        depths=None,
-        default_norm="none",
-        norms=("none",),
-        options=(),
-        has_depth=False,
-    )
+    return bare_family(build)
 
 
 FAMILY = _family()
