@@ -11,28 +11,21 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import tiny_protocol
 
 from ddrank_steps.distributed import shard_order
 from ddrank_steps.engine import Split, evaluate
 
 REPO = Path(__file__).resolve().parents[1]
-PROTOCOL = {
-    "model": "ConvNet-3",
-    "model_options": {"width": 16},
-    "labels": "hard",
-    "augmentation": "none",
-    "aug_params": {},
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "weight_decay": 0.0005,
-    "scheduler": "none",
-    "epochs": 6,
-    "batch_size": 128,
-    "lr_source": "fixed",
-    "lr": 0.05,
-    "test_interval": 2,
-    "select": "best",
-}
+PROTOCOL = tiny_protocol(
+    "fixed",
+    model="ConvNet-3",
+    model_options={"width": 16},
+    scheduler="none",
+    epochs=6,
+    batch_size=128,
+    lr=0.05,
+)
 
 
 @pytest.mark.parametrize("n,batch,world", [(10, 4, 2), (7, 4, 2), (9, 6, 3), (1, 4, 2)])

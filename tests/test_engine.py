@@ -3,42 +3,22 @@ and schedules of a protocol."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
 import torch
+from helpers import tiny_config, tiny_protocol
 
 from ddrank_steps import engine
 from ddrank_steps.engine import RunResult, Split, _select_point, eval_epochs, select_lr
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.optim import make_optimizer, make_scheduler
-from ddrank_steps.plan import run_protocol
 
 SHAPE = (1, 8, 8)
-BASE = {
-    "model": "ConvNet-2",
-    "model_options": {"width": 4},
-    "labels": "hard",
-    "augmentation": "none",
-    "aug_params": {},
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "weight_decay": 0.0005,
-    "scheduler": "step",
-    "step_size": None,
-    "gamma": 0.1,
-    "epochs": 3,
-    "batch_size": 8,
-    "test_interval": 2,
-    "select": "best",
-    "lr": None,
-    "lr_grid": [0.01, 0.1],
-}
 
 
 def protocol(**changes) -> dict:
-    return run_protocol({**copy.deepcopy(BASE), **changes}, "grid")
+    return tiny_protocol("grid", **changes)
 
 
 def toy_split(n: int, seed: int) -> Split:
@@ -51,14 +31,7 @@ def toy_split(n: int, seed: int) -> Split:
     return Split(images, labels)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread, as the train stage runs (`--threads 1`): tiny nets gain nothing
-    from more, and spinning threads are slow when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TRAIN = toy_split(20, seed=0)
@@ -181,7 +154,7 @@ def test_select_val_without_val_split_raises():
 
 
 def optimizer_for(**changes):
-    p = {**copy.deepcopy(BASE), **changes}
+    p = tiny_config(**changes)
     return p, make_optimizer(p, [torch.nn.Parameter(torch.zeros(1))], lr=1.0)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import tiny_protocol
 from snakemake.utils import validate
 
 from ddrank_steps import engine
@@ -18,19 +19,14 @@ from ddrank_steps.engine import LabelRecipe, Split, train_one
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.losses import kl_loss, make_soft_loss, mse_gt_loss, resolve_kwargs, sce_loss
 from ddrank_steps.models import build_model
-from ddrank_steps.plan import build_plan, run_protocol
+from ddrank_steps.plan import build_plan
 from ddrank_steps.teachers import Ensemble, extract_state_dict, load_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- losses against hand-computed values -----------------------------------------------------
@@ -139,27 +135,23 @@ def test_ensemble_averages_logits_and_stays_in_eval_mode():
 
 
 def soft_protocol(mode: str, augmentation: str = "none") -> dict:
-    protocol = {
-        "model": "ConvNet-2",
-        "model_options": {"width": 8},
-        "augmentation": augmentation,
-        "aug_params": {},
-        "optimizer": "sgd",
-        "momentum": 0.9,
-        "weight_decay": 0.0,
-        "scheduler": "none",
-        "epochs": 2,
-        "batch_size": 4,
-        "test_interval": 1,
-        "select": "best",
-        "lr": 0.01,
-    }
     labels = {
         "soft_label_mode": mode,
         "soft_label_criterion": "kl",
         "loss_fn_kwargs": {"temperature": 1.0, "scale_loss": False},
     }
-    return run_protocol(protocol, "fixed", labels)
+    return tiny_protocol(
+        "fixed",
+        labels,
+        model_options={"width": 8},
+        augmentation=augmentation,
+        weight_decay=0.0,
+        scheduler="none",
+        epochs=2,
+        batch_size=4,
+        test_interval=1,
+        lr=0.01,
+    )
 
 
 def toy_data(n=8):

@@ -3,7 +3,6 @@ streamed split (DataLoader workers, the engine's seeded order) giving the cached
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -11,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from format_writers import write_image
+from helpers import tiny_protocol
 
 from ddrank_steps import prepare_dataset, random_subset, train
 from ddrank_steps.data import DatasetMeta, load_split
 from ddrank_steps.errors import InputError
-from ddrank_steps.plan import run_protocol
 from ddrank_steps.streaming import StreamedImages, is_streamed
 
 CLASSES = ("c0", "c1", "c2")
@@ -94,29 +93,15 @@ def test_streamed_stats_come_from_a_train_sample_when_not_given(tree, tmp_path):
     assert info["mean"] == pytest.approx(cached["mean"], abs=1e-6)  # the sample is all of it
 
 
-PROTOCOL = {
-    "model": "ConvNet-2",
-    "model_options": {"width": 4},
-    "labels": "hard",
-    "augmentation": "dsa",  # applied per batch on the device, on both paths
-    "aug_params": {},
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "weight_decay": 0.0005,
-    "scheduler": "step",
-    "step_size": None,
-    "gamma": 0.1,
-    "epochs": 3,
-    "batch_size": 5,  # 24 images: the last batch is partial, as in the in-memory loop
-    "test_interval": 1,
-    "select": "best",
-    "lr": 0.05,
-    "lr_grid": None,
-}
+# 24 images in batches of 5: the last batch is partial, as in the in-memory loop; DSA is
+# applied per batch on the device, on both paths
+PROTOCOL = tiny_protocol(
+    "fixed", augmentation="dsa", batch_size=5, test_interval=1, lr=0.05, lr_grid=None
+)
 
 
 def train_real(data: Path, meta: Path, out: Path, workers: int) -> dict:
-    protocol = run_protocol(copy.deepcopy(PROTOCOL), "fixed")
+    protocol = PROTOCOL
     args = train.parser().parse_args(
         [
             *("--real", "--set", str(data), "--data", str(data), "--meta", str(meta)),
@@ -126,14 +111,6 @@ def train_real(data: Path, meta: Path, out: Path, workers: int) -> dict:
     )
     train.main(args)
     return json.loads(out.read_text())
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_training_on_a_streamed_split_equals_training_on_the_cache(both, tmp_path, one_thread):
