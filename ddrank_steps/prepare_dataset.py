@@ -27,6 +27,7 @@ import torch
 from ddrank_steps import cli
 from ddrank_steps.data import DatasetMeta, zca_input
 from ddrank_steps.datasets import FileSplit, Split, load_source
+from ddrank_steps.datasets.imagenet import IMAGENET_SOURCES
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.image_files import RESIZE_RULE
 from ddrank_steps.io import save_torch, write_json
@@ -39,17 +40,7 @@ DEFAULT_CACHE_LIMIT_GB = 2.0
 STATS_SAMPLE = 5000  # images whose statistics stand for a streamed split without given ones
 # Sources the reference normalises before ZCA (its ImageNet pipelines normalise always);
 # every other source is whitened from [0, 1] pixels (its ToTensor-only ZCA pipeline).
-NORMALISED_BEFORE_ZCA = frozenset(
-    {
-        "ImageNette",
-        "ImageWoof",
-        "ImageMeow",
-        "ImageSquawk",
-        "ImageFruit",
-        "ImageYellow",
-        "ImageNet1K",
-    }
-)
+NORMALISED_BEFORE_ZCA = IMAGENET_SOURCES
 
 
 def val_mask(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:

@@ -201,16 +201,8 @@ def resolve_labels(labels, n: int, ipc: int, meta: DatasetMeta, source: str):
             source, "labels", f"{labels.shape[0]} labels for {n} images", "one label per image"
         )
     if labels.dim() == 2:
-        if labels.shape[1] != k:
-            raise InputError(
-                source,
-                "labels",
-                f"soft labels of shape {tuple(labels.shape)}",
-                f"expected (N, {k}) for dataset {meta.name}",
-            )
-        if not torch.isfinite(labels).all():
-            raise InputError(source, "labels", "soft labels hold NaN or infinite values")
-        return labels.argmax(1), labels.float()
+        soft = check_soft_labels(labels, n, meta, source, "labels")
+        return soft.argmax(1), soft
     fractional = labels.is_floating_point() and not torch.equal(labels, labels.round())
     if labels.dim() != 1 or fractional:
         raise InputError(
@@ -274,15 +266,21 @@ def read_soft_labels(path: str, n: int, meta: DatasetMeta) -> torch.Tensor:
     if not isinstance(soft, torch.Tensor) or soft.dim() != 2:
         shape = tuple(soft.shape) if isinstance(soft, torch.Tensor) else type(soft).__name__
         raise InputError(path, "soft_labels", f"is {shape}", f"a ({n}, {meta.num_classes}) tensor")
-    if tuple(soft.shape) != (n, meta.num_classes):
+    return check_soft_labels(soft, n, meta, path, "soft_labels")
+
+
+def check_soft_labels(soft: torch.Tensor, n: int, meta: DatasetMeta, source: str, field: str):
+    """(N, classes) finite teacher logits, as float; `field` names where they came from."""
+    k = meta.num_classes
+    if tuple(soft.shape) != (n, k):
         raise InputError(
-            path,
-            "soft_labels",
-            f"shape {tuple(soft.shape)} for {n} images",
-            f"expected ({n}, {meta.num_classes}): one row of teacher logits per image",
+            source,
+            field,
+            f"soft labels of shape {tuple(soft.shape)} for {n} images of dataset {meta.name}",
+            f"expected (N, {k}) = ({n}, {k}): one row of teacher logits per image",
         )
     if not torch.isfinite(soft).all():
-        raise InputError(path, "soft_labels", "holds NaN or infinite values")
+        raise InputError(source, field, "soft labels hold NaN or infinite values")
     return soft.float()
 
 

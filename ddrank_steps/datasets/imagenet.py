@@ -104,6 +104,9 @@ WNIDS: dict[int, tuple[str, str]] = {
 }
 
 # fast.ai's standalone trees (full-size images); the other subsets have none.
+# Every source this module reads: the six subsets and the full ImageNet-1K.
+IMAGENET_SOURCES = frozenset({*SUBSETS, "ImageNet1K"})
+
 DOWNLOADS = {
     "ImageNette": ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2.tgz", "imagenette2"),
     "ImageWoof": ("https://s3.amazonaws.com/fast-ai-imageclas/imagewoof2.tgz", "imagewoof2"),
