@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import prepared, write_tree
 
 
 @pytest.fixture
@@ -14,3 +15,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tree(tmp_path_factory):
+    """A tiny ImageFolder tree (3 classes, 8 train and 4 test PNGs each)."""
+    return write_tree(tmp_path_factory.mktemp("stream") / "tree")
+
+
+@pytest.fixture(scope="session")
+def both(tree, tmp_path_factory):
+    """The tree prepared twice: cached as tensors and streamed from its files."""
+    base = tmp_path_factory.mktemp("prepared")
+    return {
+        "cached": prepared(tree, base / "cached", 2.0),
+        "streamed": prepared(tree, base / "streamed", 0.0),
+    }

@@ -1,9 +1,16 @@
-"""Material several test modules share: one tiny training protocol to vary per test."""
+"""Material several test modules share: one tiny training protocol to vary per test, and a
+tiny image-folder dataset with the train stage run on it."""
 
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
+import numpy as np
+from format_writers import write_image
+
+from ddrank_steps import prepare_dataset, train
 from ddrank_steps.plan import run_protocol
 
 # A 2-block ConvNet of width 4, a few epochs: trains in milliseconds on 8x8 toy images.
@@ -36,3 +43,51 @@ def tiny_config(**changes) -> dict:
 def tiny_protocol(lr_source: str = "grid", labels: dict | None = None, **changes) -> dict:
     """The canonical run protocol the train stage receives."""
     return run_protocol(tiny_config(**changes), lr_source, labels)
+
+
+# --- a tiny ImageFolder tree, prepared cached and streamed (the `tree`/`both` fixtures) -------
+
+TREE_CLASSES = ("c0", "c1", "c2")
+# the same statistics for both storages, so only the storage differs
+TREE_MEAN, TREE_STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
+
+
+def write_tree(root: Path) -> Path:
+    """Noisy, class-coloured 12x10 PNGs (learnable, not trivial): 8 train, 4 test a class."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("test", 4)):
+        for k, name in enumerate(TREE_CLASSES):
+            for j in range(n):
+                array = rng.integers(0, 120, size=(10, 12, 3), dtype=np.uint8)
+                array[..., k] += 120
+                write_image(root / split / name / f"{j}.png", array)
+    return root
+
+
+def prepared(tree: Path, out: Path, limit_gb: float) -> tuple[Path, Path, dict]:
+    """The tree prepared at 8x8 into `out`: cached under `limit_gb`, else streamed."""
+    out.mkdir(parents=True, exist_ok=True)
+    data, meta = out / "data.pt", out / "meta.json"
+    settings = {
+        "source": "ImageFolder",
+        "root": str(tree),
+        "image_size": 8,
+        "cache_limit_gb": limit_gb,
+        "mean": TREE_MEAN,
+        "std": TREE_STD,
+    }
+    info = prepare_dataset.prepare("tree", settings, str(data), str(meta), workers=0)
+    return data, meta, info
+
+
+def run_train_stage(data: Path, meta: Path, out: Path, protocol: dict, workers: int) -> dict:
+    """The train stage on the real train split (seed 3, CPU); its run file, read back."""
+    args = train.parser().parse_args(
+        [
+            *("--real", "--set", str(data), "--data", str(data), "--meta", str(meta)),
+            *("--protocol", json.dumps(protocol), "--seed", "3", "--device", "cpu"),
+            *("--workers", str(workers), "--out", str(out)),
+        ]
+    )
+    train.main(args)
+    return json.loads(out.read_text())

@@ -3,60 +3,14 @@ streamed split (DataLoader workers, the engine's seeded order) giving the cached
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-from format_writers import write_image
-from helpers import tiny_protocol
+from helpers import TREE_CLASSES, run_train_stage, tiny_protocol
 
-from ddrank_steps import prepare_dataset, random_subset, train
+from ddrank_steps import prepare_dataset, random_subset
 from ddrank_steps.data import DatasetMeta, load_split
 from ddrank_steps.errors import InputError
 from ddrank_steps.streaming import StreamedImages, is_streamed
-
-CLASSES = ("c0", "c1", "c2")
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory) -> Path:
-    """An ImageFolder tree of noisy, class-coloured 12x10 PNGs (learnable, not trivial)."""
-    root = tmp_path_factory.mktemp("stream") / "tree"
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 8), ("test", 4)):
-        for k, name in enumerate(CLASSES):
-            for j in range(n):
-                array = rng.integers(0, 120, size=(10, 12, 3), dtype=np.uint8)
-                array[..., k] += 120
-                write_image(root / split / name / f"{j}.png", array)
-    return root
-
-
-def prepared(tree: Path, out: Path, limit_gb: float) -> tuple[Path, Path, dict]:
-    out.mkdir(parents=True, exist_ok=True)
-    data, meta = out / "data.pt", out / "meta.json"
-    settings = {
-        "source": "ImageFolder",
-        "root": str(tree),
-        "image_size": 8,
-        "cache_limit_gb": limit_gb,
-        # same statistics for both, so only the storage differs
-        "mean": [0.5, 0.5, 0.5],
-        "std": [0.25, 0.25, 0.25],
-    }
-    info = prepare_dataset.prepare("tree", settings, str(data), str(meta), workers=0)
-    return data, meta, info
-
-
-@pytest.fixture(scope="module")
-def both(tree, tmp_path_factory):
-    base = tmp_path_factory.mktemp("prepared")
-    return {
-        "cached": prepared(tree, base / "cached", 2.0),
-        "streamed": prepared(tree, base / "streamed", 0.0),
-    }
 
 
 def test_prepare_streams_above_the_cache_limit(both):
@@ -100,22 +54,11 @@ PROTOCOL = tiny_protocol(
 )
 
 
-def train_real(data: Path, meta: Path, out: Path, workers: int) -> dict:
-    protocol = PROTOCOL
-    args = train.parser().parse_args(
-        [
-            *("--real", "--set", str(data), "--data", str(data), "--meta", str(meta)),
-            *("--protocol", json.dumps(protocol), "--seed", "3", "--device", "cpu"),
-            *("--workers", str(workers), "--out", str(out)),
-        ]
-    )
-    train.main(args)
-    return json.loads(out.read_text())
-
-
 def test_training_on_a_streamed_split_equals_training_on_the_cache(both, tmp_path, one_thread):
-    cached = train_real(*both["cached"][:2], tmp_path / "cached.json", workers=0)
-    streamed = train_real(*both["streamed"][:2], tmp_path / "streamed.json", workers=2)
+    cached = run_train_stage(*both["cached"][:2], tmp_path / "cached.json", PROTOCOL, workers=0)
+    streamed = run_train_stage(
+        *both["streamed"][:2], tmp_path / "streamed.json", PROTOCOL, workers=2
+    )
     curve = cached["runs"][0]["curve"]
     assert len(curve) == 3 and 0 <= curve[-1]["test"] <= 1
     # same seeded batch order, same pixels, same augmentation draws: the same run
@@ -135,7 +78,7 @@ def test_corrupt_file_in_a_worker_is_reported_by_name(tree, tmp_path):
         mean=[0.5] * 3,
         std=[0.25] * 3,
         max_value=255.0,
-        classes=list(CLASSES),
+        classes=list(TREE_CLASSES),
     )
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG broken")
