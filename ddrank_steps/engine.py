@@ -23,6 +23,10 @@ or recomputed by the teachers on every augmented batch (mode M), in eval mode an
 without gradients. A mixed batch (Mixup/Cutmix) mixes the targets with the same λ; in
 mode M the teachers label the mixed images themselves.
 
+A protocol's `train_transforms` arrive as `transform`: applied to every training batch,
+image by image, before the batch augmentation (`batch_transforms`); its draws come from
+a stream seeded per run. Test and val splits arrive with `test_transforms` applied.
+
 Unlike the reference, the final epoch is always evaluated, so no epochs are wasted
 when `epochs` is not a multiple of `test_interval`.
 
@@ -45,6 +49,7 @@ from tqdm import tqdm
 
 from ddrank_steps import distributed, streaming
 from ddrank_steps.augment import build_augmentation, mixed_loss
+from ddrank_steps.batch_transforms import BatchTransform
 from ddrank_steps.losses import make_soft_loss
 from ddrank_steps.models import build_model
 from ddrank_steps.optim import make_optimizer, make_scheduler
@@ -155,6 +160,7 @@ def train_one(
     progress: tqdm | None = None,
     teachers: torch.nn.Module | None = None,
     keep_state: bool = False,
+    transform: BatchTransform | None = None,
 ) -> RunResult:
     device = train.images.device
     start_time = time.perf_counter()
@@ -175,6 +181,10 @@ def train_one(
     # ranks augment different images, so each draws its own parameters
     aug_seed = derive_seed("augment", seed) if rank == 0 else derive_seed("augment", seed, rank)
     aug_gen = torch.Generator(device=device).manual_seed(aug_seed)
+    if transform is not None:  # its own stream, like the augmentation's
+        transform.reseed(
+            derive_seed("transforms", seed) if rank == 0 else derive_seed("transforms", seed, rank)
+        )
 
     n = len(train.labels)
     batch = protocol["batch_size"]
@@ -190,6 +200,8 @@ def train_one(
             order = distributed.shard_order(order, batch, rank, world)
         for images, labels, soft in _batches(train, order.to(device), step_batch):
             mix = None
+            if transform is not None:
+                images = transform(images)
             if augment is not None:
                 images, mix = augment(images, aug_gen)
             loss = recipe.loss(net(images), images, labels, soft, mix)
@@ -259,6 +271,7 @@ def train_group(
     show_progress: bool = True,
     teachers: torch.nn.Module | None = None,
     keep_state: bool = False,
+    transform: BatchTransform | None = None,
 ) -> tuple[list[RunResult], int]:
     if protocol["select"] == "val" and val is None:
         raise ValueError("select: val needs a validation split (dataset val_fraction > 0)")
@@ -283,6 +296,7 @@ def train_group(
                 bar,
                 teachers=teachers,
                 keep_state=keep_state,
+                transform=transform,
             )
             log.info(
                 "lr %g: acc %.4f at epoch %d (%.1fs)",

@@ -105,7 +105,12 @@ TRAINING_KEYS = (
     "batch_size",
     "test_interval",
     "select",
+    "train_transforms",
+    "test_transforms",
 )
+# Optional lists (see batch_transforms): in a run protocol only when given, so a protocol
+# without them keeps the key it had before they existed.
+TRANSFORM_KEYS = ("train_transforms", "test_transforms")
 
 
 def canonical_json(data) -> str:
@@ -120,6 +125,9 @@ def run_protocol(protocol: dict, lr_source: str, labels: dict | None = None) -> 
     """The canonical protocol of one run: training keys, the resolved LR and, for soft
     labels, the resolved recipe (loss kwargs with defaults, teachers and their sources)."""
     run = {k: copy.deepcopy(protocol.get(k)) for k in TRAINING_KEYS}
+    for key in TRANSFORM_KEYS:
+        if not run[key]:
+            del run[key]
     run["labels"] = "soft" if labels else "hard"
     if labels:
         run.update(copy.deepcopy(labels))
@@ -150,20 +158,26 @@ def run_path(dataset: str, set_name: str, key: str, seed: int) -> str:
     return f"results/runs/{dataset}/{set_name}/{key}/seed{seed}.json"
 
 
+def without_augmentation(protocol: dict) -> dict:
+    """The protocol without training augmentation: no batch augmentation and no
+    train_transforms (the reference's no-aug runs read folders with its default
+    transform). The test_transforms stay: every term of a score is tested alike."""
+    plain = copy.deepcopy(protocol)
+    plain["augmentation"], plain["aug_params"] = "none", {}
+    plain["train_transforms"] = None
+    return plain
+
+
 def hard_version(protocol: dict, keep_augmentation: bool) -> dict:
     """The protocol with hard labels (the syn-hard term of LRS-soft, ARS with hard labels)."""
-    hard = copy.deepcopy(protocol)
+    hard = copy.deepcopy(protocol) if keep_augmentation else without_augmentation(protocol)
     hard["labels"] = "hard"
-    if not keep_augmentation:
-        hard["augmentation"], hard["aug_params"] = "none", {}
     return hard
 
 
 def naug_version(protocol: dict) -> dict:
-    """ARS's "naug" arm: no batch augmentation, everything else the same."""
-    naug = copy.deepcopy(protocol)
-    naug["augmentation"], naug["aug_params"] = "none", {}
-    return naug
+    """ARS's "naug" arm: no training augmentation, everything else the same."""
+    return without_augmentation(protocol)
 
 
 @dataclass
@@ -204,6 +218,8 @@ class Plan:
         real["model"] = protocol["model"]
         real["model_options"] = copy.deepcopy(protocol.get("model_options") or {})
         real["labels"] = "hard"
+        # one test transform for every term of a score (real_protocols cannot set one)
+        real["test_transforms"] = copy.deepcopy(protocol.get("test_transforms"))
         return run_protocol(real, "fixed" if real.get("lr") else "grid")
 
     def teachers(self, dataset: str, protocol: dict, where: str) -> list[dict]:
@@ -222,7 +238,10 @@ class Plan:
             if found is not None:
                 teacher["source"], teacher["path"] = "file", found
             elif self.config.get("train_teachers", True):
-                real = self.real_protocol(dataset, teacher, where)
+                # tested like the student's runs, so a teacher of the student's own model
+                # is the score's real-hard run, not a second training of it
+                tested = {**teacher, "test_transforms": protocol.get("test_transforms")}
+                real = self.real_protocol(dataset, tested, where)
                 key = protocol_key(real)
                 self.protocols[key] = real
                 teacher["source"], teacher["key"] = "trained", key
@@ -345,6 +364,9 @@ class Plan:
             terms = build(method_name, method, protocol, settings, where)
         except ConfigError as exc:
             raise ConfigError(f"{where}.protocol '{settings['protocol']}': {exc}") from None
+        tested = {canonical_json(run_p.get("test_transforms")) for _, run_p in terms.values()}
+        if len(tested) > 1:  # the planner's own promise, not something a config can break
+            raise RuntimeError(f"{where}: terms planned with different test_transforms")
         dataset = method["dataset"]
         rounds = [
             {
@@ -446,9 +468,10 @@ def _pt_dict_has_lr(path: str) -> bool:
 
 
 def check_names(config: dict) -> None:
-    """Model and augmentation names and params, checked before any job runs."""
+    """Model, augmentation and transform names and params, checked before any job runs."""
     from ddrank_steps.augment import build_augmentation
     from ddrank_steps.models import check_model_options
+    from ddrank_steps.transforms import check_transforms
 
     for name, p in {**config["protocols"], **config.get("real_protocols", {})}.items():
         where = f"protocols.{name}" if name in config["protocols"] else f"real_protocols.{name}"
@@ -456,8 +479,16 @@ def check_names(config: dict) -> None:
             if p.get("model"):
                 check_model_options(p["model"], p.get("model_options"))
             build_augmentation(p.get("augmentation"), p.get("aug_params"))
+            for key in TRANSFORM_KEYS:
+                check_transforms(p.get(key), key)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+        if where.startswith("real_protocols") and p.get("test_transforms"):
+            raise ConfigError(
+                f"{where}.test_transforms: the real-hard term is tested with the test_transforms "
+                "of the metric's protocol (one test transform for every term of a score); "
+                "remove it here and set it in the protocol"
+            )
         if p.get("select") == "val":
             for mname, m in config["methods"].items():
                 ds = config["datasets"].get(m["dataset"], {})
@@ -465,6 +496,23 @@ def check_names(config: dict) -> None:
                     raise ConfigError(
                         f"{where}.select is 'val' but datasets.{m['dataset']}.val_fraction is 0 "
                         f"(method {mname}); set val_fraction, e.g. 0.1"
+                    )
+
+
+def check_transform_datasets(config: dict) -> None:
+    """Transforms need pixels: a ZCA dataset's sets are stored whitened and have none."""
+    for mname, method in config["methods"].items():
+        if not config["datasets"].get(method["dataset"], {}).get("zca"):
+            continue
+        for metric, settings in method["metrics"].items():
+            p = config["protocols"].get(settings["protocol"], {})
+            for key in TRANSFORM_KEYS:
+                if p.get(key):
+                    raise ConfigError(
+                        f"protocols.{settings['protocol']}.{key}: method {mname} ({metric}) is on "
+                        f"dataset {method['dataset']}, which is ZCA-whitened, so its sets hold "
+                        "no pixels for transforms; remove them (augmentation: dsa works in ZCA "
+                        "space) or set zca: false"
                     )
 
 
@@ -483,6 +531,7 @@ def build_plan(config: dict, check: bool = True) -> Plan:
     if check:  # names first: a typo in a model name is the clearest error to report
         check_names(config)
         check_datasets(config)
+        check_transform_datasets(config)
     for name, method in config["methods"].items():
         where = f"methods.{name}"
         if method["dataset"] not in config["datasets"]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -80,6 +81,8 @@ class StreamedImages:
     max_value: float
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     workers: int = 0
+    # a deterministic per-batch transform of evaluated splits (a protocol's test_transforms)
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     _loaders: dict = field(default_factory=dict, repr=False, compare=False)  # and stats
 
     # --- what the stages use of a tensor --------------------------------------------------
@@ -92,6 +95,9 @@ class StreamedImages:
 
     def to(self, device, non_blocking: bool = False) -> StreamedImages:
         return replace(self, device=torch.device(device), _loaders={})
+
+    def with_transform(self, transform) -> StreamedImages:
+        return replace(self, transform=transform, _loaders={})
 
     def __getitem__(self, idx) -> torch.Tensor:
         """Normalised float images of the given indices (decodes only those files)."""
@@ -188,7 +194,8 @@ def evaluate(model: torch.nn.Module, split, batch_size: int) -> float:
     for pixels, idx, ok in loader:
         images.check(ok, idx)
         idx = idx.to(split.labels.device, non_blocking=True)
-        out = model(images.normalise(pixels.to(images.device, non_blocking=True)))
+        x = images.normalise(pixels.to(images.device, non_blocking=True))
+        out = model(images.transform(x) if images.transform is not None else x)
         correct += (out.argmax(1) == split.labels[idx]).sum()
     model.train()
     return correct.item() / len(split.labels)

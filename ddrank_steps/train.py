@@ -8,6 +8,8 @@ set file itself (a syn set given with soft labels); mode M loads `--teacher`
 checkpoints, one per entry of the protocol's `teachers`. `--checkpoint` saves the
 selected model's weights (the real-hard runs do, so they can serve as teachers).
 A streamed dataset (too large to cache) is read by `--workers` DataLoader processes.
+The protocol's `train_transforms` go to the engine; its `test_transforms` are applied to
+the test and val splits here (`batch_transforms`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import torch
 
 from ddrank_steps import cli, distributed
+from ddrank_steps.batch_transforms import protocol_transforms
 from ddrank_steps.data import DatasetMeta, load_set, load_split
 from ddrank_steps.engine import Split, resolve_device, train_group
 from ddrank_steps.errors import ConfigError, InputError
@@ -89,9 +92,15 @@ def run(args: argparse.Namespace) -> None:
     meta = DatasetMeta.load(args.meta)
     shape = (meta.channels, meta.height, meta.width)
 
+    # built first: a bad list is reported before any data is read
+    train_transform, test_transform = protocol_transforms(protocol, meta)
     test = Split(*load_split(args.data, "test", meta, args.workers))
     val_pair = load_split(args.data, "val", meta, args.workers)
     val = Split(*val_pair) if val_pair is not None else None
+    if test_transform is not None:  # the same test images for every term of a score
+        for split in (test, val):
+            if split is not None:
+                split.images = test_transform.apply_to_split(split.images)
     if args.real:
         set_blob = None
         train = Split(*load_split(args.data, "train", meta, args.workers))
@@ -137,6 +146,7 @@ def run(args: argparse.Namespace) -> None:
         teachers=teachers,
         keep_state=bool(args.checkpoint),
         show_progress=rank == 0,
+        transform=train_transform,
     )
     chosen = results[best]
     if rank:

@@ -1,4 +1,4 @@
-"""Per-image transforms of image-folder datasets, from the reference's YAML list.
+"""Building a protocol's per-image transforms from the reference's YAML list.
 
 A protocol's `train_transforms` / `test_transforms` are written as in the reference's
 configs (`custom_train_trans` / `custom_val_trans`):
@@ -20,14 +20,16 @@ item; `check_transforms` runs the same checks when the config is read. Values th
 constructor accepts but a call would reject (a zero std in Normalize) surface only when the
 transform first runs.
 
-The reference tests the terms of one score under different transforms (see its flaws list);
-the callers here must give every term of a score the same `test_transforms`.
+`batch_transforms` applies the built lists to training batches and test splits; the plan
+gives every term of a score the same `test_transforms` (the reference tests the terms of
+one score under different transforms, see its flaws list).
 """
 
 from __future__ import annotations
 
 import difflib
 import enum
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -37,18 +39,19 @@ from ddrank_steps.errors import ConfigError
 _ITEM_KEYS = ("name", "args")
 
 
-def build_transforms(spec: list[dict] | None):
-    """A torchvision.transforms.v2.Compose for `spec`; None for no transforms."""
+def build_transforms(spec: list[dict] | None, where: str = "transforms"):
+    """A torchvision.transforms.v2.Compose for `spec`; None for no transforms. Errors name
+    the item as `{where}[i]`."""
     if spec is None:
         return None
     from torchvision.transforms import v2
 
-    return v2.Compose(_build_list(spec, "transforms"))
+    return v2.Compose(_build_list(spec, where))
 
 
-def check_transforms(spec: list[dict] | None) -> None:
+def check_transforms(spec: list[dict] | None, where: str = "transforms") -> None:
     """Raise ConfigError if `spec` would not build (config-time validation)."""
-    build_transforms(spec)
+    build_transforms(spec, where)
 
 
 def available_transforms() -> list[str]:
@@ -90,7 +93,10 @@ def _build_item(item: object, where: str):
             f"arguments), got {args!r}; e.g. args: [{args!r}]"
         )
     try:
-        return cls(*positional, **keywords)
+        with warnings.catch_warnings():
+            # every reference list has ToTensor; where it runs (on PIL images) it still works
+            warnings.filterwarnings("ignore", message=r"The transform `ToTensor\(\)` is deprecated")
+            return cls(*positional, **keywords)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: bad args {args!r}: {exc}") from None
 
