@@ -306,3 +306,30 @@ def test_mode_s_runs_through_the_soft_label_stage(workdir):
     assert blob["soft_labels"].shape == (100, 10)
     table = pd.read_csv(workdir / "results" / "leaderboard.csv")
     assert table["lrs_soft_lrs_mean"].between(0, 100).all()
+
+
+def test_transform_lists_run_through_the_workflow_and_reach_real_hard(workdir):
+    config = tiny_config()
+    lists = {
+        "train_transforms": [{"name": "RandomCrop", "args": {"size": 8, "padding": 1}}],
+        "test_transforms": [
+            {"name": "CenterCrop", "args": {"size": 6}},
+            {"name": "Pad", "args": {"padding": 1}},
+        ],
+    }
+    config["protocols"]["digits-dsa"].update(lists)
+    write_config(workdir, config)
+    jobs = planned_jobs(workdir)
+    # per round, LRS-hard's 3 syn runs and its rdm run, and a real-hard run of its own:
+    # tested on the same framed images (LRS-soft's real-hard, tested plainly, is kept)
+    assert jobs["train"] == 2 * (3 + 1) and jobs["train_real"] == 2
+    snakemake(workdir)
+    score = yaml.safe_load((workdir / "results/scores/kmeans/lrs_hard.json").read_text())
+    for term in score["protocols"].values():
+        assert term["test_transforms"] == lists["test_transforms"]
+    real = score["rounds"][0]["terms"]["real-hard"]
+    run = yaml.safe_load((workdir / real["run"]).read_text())  # JSON is YAML
+    assert run["protocol"]["test_transforms"] == lists["test_transforms"]
+    assert "train_transforms" not in run["protocol"]  # the real recipe sets none
+    table = pd.read_csv(workdir / "results" / "leaderboard.csv")
+    assert table["lrs_hard_lrs_mean"].between(0, 100).all()
