@@ -22,9 +22,10 @@ its items expect (RandomCrop's zero padding is black, ColorJitter clamps to [0, 
   To work at another size, prepare the dataset at it (`datasets.<name>.image_size`).
 
 Train lists draw their randomness per image, as a DataLoader's per-sample transform
-does, from a stream of their own that the engine seeds from the run's seed (`reseed`). Test lists
-must be deterministic (checked on the first images), so they are applied once to cached
-test/val splits, and per batch to streamed ones.
+does (flips and crops vectorised over the batch, see `transform_stages`), from a
+stream of their own that the engine seeds from the run's seed (`reseed`). Test lists
+must be deterministic (checked on the first images), so they are applied once to
+cached test/val splits, and per batch to streamed ones.
 
 A dataset with ZCA is refused: its sets are stored whitened, with no pixels to give a
 list (use `augmentation: dsa`, which works in any space).
@@ -38,6 +39,7 @@ import torch
 
 from ddrank_steps.data import DatasetMeta
 from ddrank_steps.errors import ConfigError
+from ddrank_steps.transform_stages import stages
 from ddrank_steps.transforms import build_transforms
 
 TRANSFORM_KEYS = ("train_transforms", "test_transforms")
@@ -47,7 +49,7 @@ _CHUNK = 1024  # images per step when a test list is applied to a whole split
 
 
 class BatchTransform:
-    """One protocol list (`key` names it in errors), applied image by image to batches."""
+    """One protocol list (`key` names it in errors), applied to batches with per-image draws."""
 
     def __init__(self, spec: list[dict], meta: DatasetMeta, key: str):
         self.key = key
@@ -83,7 +85,7 @@ class BatchTransform:
         self.identity = all(type(t).__name__ == "Normalize" for t in items)
         if not has_normalize:
             items.append(v2.Normalize(self.mean, self.std))
-        self.pipeline = v2.Compose(items)
+        self.stages = stages(items)
         self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._seed: int | None = None
         self._rng: tuple | None = None  # (CPU state, CUDA state) between batches
@@ -145,7 +147,9 @@ class BatchTransform:
             return images
         try:
             with self._own_rng(images.device):
-                out = torch.stack([self.pipeline(image) for image in self.pixels(images)])
+                out = self.pixels(images)
+                for stage in self.stages:
+                    out = stage(out)
         except (TypeError, ValueError, RuntimeError) as exc:
             shape = "x".join(str(s) for s in images.shape[1:])
             raise ConfigError(f"{self.key} {self.names} failed on a {shape} image: {exc}") from None

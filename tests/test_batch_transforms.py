@@ -176,6 +176,71 @@ def test_protocol_transforms_reads_both_keys():
     assert train.names == ["RandomCrop", "RandomHorizontalFlip", "Normalize"] and test is None
 
 
+# --- vectorised stages ---------------------------------------------------------------------
+
+
+def windows(image: torch.Tensor, padding: list[int], size: int) -> dict[tuple, torch.Tensor]:
+    """Every crop torchvision's RandomCrop could return, by (top, left)."""
+    from torchvision.transforms.v2 import functional as F
+
+    padded = F.pad(image, padding)
+    h, w = padded.shape[-2:]
+    return {
+        (top, left): padded[..., top : top + size, left : left + size]
+        for top in range(h - size + 1)
+        for left in range(w - size + 1)
+    }
+
+
+def test_vectorised_crop_returns_torchvisions_windows_with_every_offset():
+    from torchvision.transforms import v2
+
+    from ddrank_steps.transform_stages import BatchRandomCrop
+
+    crop = v2.RandomCrop(8, padding=[1, 2])  # left/right 1, top/bottom 2
+    image = torch.rand(3, 8, 8)
+    options = windows(image, [1, 2, 1, 2], 8)  # F.pad: left, top, right, bottom
+    torch.manual_seed(0)
+    out = BatchRandomCrop(crop)(image.expand(400, -1, -1, -1))
+    seen = set()
+    for o in out:
+        match = [k for k, w in options.items() if torch.equal(o, w)]
+        assert match, "not a window of the padded image"
+        seen.update(match)
+    assert seen == set(options)  # tops 0..4, lefts 0..2: all 15 drawn
+
+
+def test_vectorised_flip_flips_each_image_with_its_probability():
+    x = normalised(2000)
+    t = BatchTransform([item("RandomVerticalFlip", p=0.3)], meta(), "train_transforms")
+    torch.manual_seed(0)
+    out = t(x)
+    flipped = (out - x.flip(-2)).abs().amax(dim=(1, 2, 3)) < 1e-5
+    kept = (out - x).abs().amax(dim=(1, 2, 3)) < 1e-5
+    assert bool((flipped | kept).all())
+    assert 0.26 < flipped.float().mean().item() < 0.34
+
+
+def test_whole_batch_items_equal_their_per_image_result_and_others_run_per_image():
+    from torchvision.transforms import v2
+
+    from ddrank_steps.transform_stages import PerImage, WholeBatch, stages
+
+    spec = [
+        v2.Pad(2),
+        v2.CenterCrop(10),
+        v2.Resize(8, antialias=True),
+        v2.ColorJitter(brightness=0.5),
+        v2.RandomGrayscale(0.5),
+        v2.RandomHorizontalFlip(),
+    ]
+    kinds = [type(s).__name__ for s in stages(spec)]
+    assert kinds == ["WholeBatch", "WholeBatch", "WholeBatch", "PerImage", "BatchFlip"]
+    x = torch.rand(5, 3, 8, 8)
+    whole = v2.Compose(spec[:3])
+    assert torch.equal(WholeBatch(whole)(x), PerImage(spec[:3])(x))
+
+
 # --- the engine -----------------------------------------------------------------------------
 
 
