@@ -342,8 +342,11 @@ class Plan:
         if settings["label_type"] == "soft" and protocol["labels"] != "soft":
             raise ConfigError("ARS with label_type soft needs a protocol with labels: soft")
         aug = protocol if settings["label_type"] == "soft" else hard_version(protocol, True)
-        if aug.get("augmentation", "none") == "none":
-            raise ConfigError("ARS compares runs with and without augmentation; set one")
+        if aug.get("augmentation", "none") == "none" and not aug.get("train_transforms"):
+            raise ConfigError(
+                "ARS compares runs with and without augmentation; set an augmentation "
+                "or train_transforms"
+            )
         naug = naug_version(aug)
         rule = settings["lr_rule"]
         return {

@@ -384,6 +384,17 @@ def test_syn_hard_without_use_aug_for_hard_drops_the_train_list(config):
     assert kept["train_transforms"] == FLIP and "train_transforms" not in dropped
 
 
+def test_ars_may_compare_runs_with_and_without_the_train_list_alone(config):
+    protocol = config["protocols"]["digits-kd"]
+    protocol["augmentation"], protocol["aug_params"] = "none", {}
+    with pytest.raises(ConfigError, match="set an augmentation or train_transforms"):
+        build_plan(config)
+    with_lists(config, "digits-kd", train=FLIP)
+    ars = build_plan(config).scores[("random", "ars")]["protocols"]
+    assert ars["syn-aug"]["train_transforms"] == FLIP
+    assert "train_transforms" not in ars["syn-naug"]
+
+
 def test_a_trained_teacher_is_the_real_hard_run_tested_the_same_way(config):
     with_lists(config, "digits-kd", test=FRAME)
     plan = build_plan(config)
