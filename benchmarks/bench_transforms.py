@@ -16,9 +16,7 @@ Run: `python benchmarks/bench_transforms.py [--device cuda] [--batch 256]`.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,6 +24,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_engine import time_it  # a sibling script: its folder is on sys.path
 
 from ddrank_steps.batch_transforms import BatchTransform
 from ddrank_steps.data import DatasetMeta
@@ -54,19 +54,6 @@ class PerImage(Dataset):
 
     def __getitem__(self, i):
         return self.transform(self.pixels[i]), self.labels[i]
-
-
-def median_seconds(fn, repeats: int, device) -> float:
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -114,9 +101,9 @@ def main() -> None:
 
     for fn in (baseline, ours, steps):  # warm-up: kernels, allocator, first DataLoader
         fn()
-    t_base = median_seconds(baseline, args.repeats, device) / args.batches
-    t_ours = median_seconds(ours, args.repeats, device) / args.batches
-    t_step = median_seconds(steps, args.repeats, device) / args.batches
+    t_base = time_it(baseline, args.repeats) / args.batches
+    t_ours = time_it(ours, args.repeats) / args.batches
+    t_step = time_it(steps, args.repeats) / args.batches
     print(f"device {device}, batch {args.batch}, threads {args.threads}")
     print(f"reference per-image Dataset + DataLoader: {1000 * t_base:8.2f} ms/batch")
     print(f"BatchTransform on the device batch:       {1000 * t_ours:8.2f} ms/batch")
