@@ -209,6 +209,11 @@ class Plan:
                 f"config; known: {sorted(table)}"
             )
         real = copy.deepcopy(table[name])
+        if real.get("train_transforms") and self.config["datasets"][dataset].get("zca"):
+            raise ConfigError(
+                f"real_protocols.{name}.train_transforms: dataset {dataset} is ZCA-whitened, "
+                "so its train split holds no pixels for transforms; remove them"
+            )
         for key in ("model", "model_options"):
             if real.get(key) not in (None, {}, protocol.get(key)):
                 raise ConfigError(

@@ -428,3 +428,7 @@ def test_a_zca_dataset_refuses_the_lists_before_any_job(config):
     config["datasets"]["digits"]["zca"] = True
     with pytest.raises(ConfigError, match=r"protocols\.digits-dsa\.train_transforms.*ZCA"):
         build_plan(config)
+    with_lists(config, "digits-dsa")
+    config["real_protocols"]["digits-ConvNet-3"]["train_transforms"] = FLIP
+    with pytest.raises(ConfigError, match=r"real_protocols\.digits-ConvNet-3\.train_transforms"):
+        build_plan(config)
