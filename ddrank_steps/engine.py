@@ -24,7 +24,7 @@ without gradients. A mixed batch (Mixup/Cutmix) mixes the targets with the same 
 mode M the teachers label the mixed images themselves.
 
 A protocol's `train_transforms` arrive as `transform`: applied to every training batch,
-image by image, before the batch augmentation (`batch_transforms`); its draws come from
+each image with its own draws, before the batch augmentation (`batch_transforms`), from
 a stream seeded per run. Test and val splits arrive with `test_transforms` applied.
 
 Unlike the reference, the final epoch is always evaluated, so no epochs are wasted

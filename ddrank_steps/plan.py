@@ -2,7 +2,7 @@
 under which cache key.
 
 The Snakefile calls this module while it builds the DAG, so it is plain Python:
-torch is imported only to check model and augmentation names.
+torch is imported only to check model, augmentation and transform names.
 
 Cache keys. A run's result depends on its set, its *run protocol*, its seed and the
 dataset; its path `results/runs/{dataset}/{set}/{key}/seed{seed}.json` holds exactly
