@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ddrank_steps.augment.params import resolve_spellings
 from ddrank_steps.errors import ConfigError
 
 # Mode "S" picks one of these per batch; mode "M" applies all of them in this order.
@@ -72,23 +73,8 @@ def parse_params(params: Mapping[str, object] | None) -> DSAParams:
     """Resolve either spelling into `DSAParams`, rejecting unknown keys and bad values."""
     if params is None:
         return DSAParams()
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"DSA params must be a mapping of key -> value, got {params!r}")
-    resolved: dict[str, object] = {}
-    given_as: dict[str, str] = {}
-    for key, value in params.items():
-        canonical = _ALIASES.get(key, key)
-        if canonical not in _RANGES and canonical != "mode":
-            raise ConfigError(
-                f"DSA param '{key}' is unknown; valid keys: {', '.join(valid_param_keys())}"
-            )
-        if canonical in resolved and resolved[canonical] != value:
-            raise ConfigError(
-                f"DSA param '{key}' = {value!r} conflicts with '{given_as[canonical]}' = "
-                f"{resolved[canonical]!r} (two spellings of one setting); keep one of them"
-            )
-        resolved[canonical] = value
-        given_as[canonical] = key
+    canonical = (*_RANGES, "mode")
+    resolved, given_as = resolve_spellings("DSA", params, _ALIASES, canonical, valid_param_keys())
     values = {
         name: _check_number(given_as[name], resolved[name]) for name in _RANGES if name in resolved
     }

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ddrank_steps.augment.params import resolve_spellings
 from ddrank_steps.errors import ConfigError
 
 
@@ -40,22 +41,8 @@ def parse_mix_params(
     """Resolve `params` (ours or the reference's spelling) into MixParams, strictly."""
     if params is None:
         return MixParams(default_alpha)
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"{kind} params must be a mapping of key -> value, got {params!r}")
     valid = sorted(["alpha", "p", *aliases])
-    resolved: dict[str, object] = {}
-    given_as: dict[str, str] = {}
-    for key, value in params.items():
-        canonical = aliases.get(key, key)
-        if canonical not in ("alpha", "p"):
-            raise ConfigError(f"{kind} param '{key}' is unknown; valid keys: {', '.join(valid)}")
-        if canonical in resolved and resolved[canonical] != value:
-            raise ConfigError(
-                f"{kind} param '{key}' = {value!r} conflicts with '{given_as[canonical]}' = "
-                f"{resolved[canonical]!r} (two spellings of one setting); keep one of them"
-            )
-        resolved[canonical] = value
-        given_as[canonical] = key
+    resolved, given_as = resolve_spellings(kind, params, aliases, ("alpha", "p"), valid)
     alpha = resolved.get("alpha", default_alpha)
     p = resolved.get("p", 1.0)
     if not _is_number(alpha) or alpha <= 0:
