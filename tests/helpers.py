@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 from format_writers import write_image
 
 from ddrank_steps import prepare_dataset, train
@@ -91,3 +94,19 @@ def run_train_stage(data: Path, meta: Path, out: Path, protocol: dict, workers: 
     )
     train.main(args)
     return json.loads(out.read_text())
+
+
+def dry_run(workdir: Path, config: dict) -> str:
+    """`snakemake --dry-run` of the workflow on `config` (written to workdir/config.yaml);
+    its output, after asserting that it succeeded."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    snakefile = Path(__file__).resolve().parents[1] / "workflow" / "Snakefile"
+    cmd = [
+        *(sys.executable, "-m", "snakemake", "--snakefile", str(snakefile)),
+        *("--directory", str(workdir), "--configfile", str(workdir / "config.yaml")),
+        *("--cores", "2", "--dry-run"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-4000:]
+    return text

@@ -6,21 +6,19 @@ import json
 import pickle
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import dry_run
 
 from ddrank_steps import prepare_dataset
 from ddrank_steps.datasets import SOURCES, load_source
 from ddrank_steps.errors import ConfigError, InputError
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "workflow" / "Snakefile"
 
 PER_CLASS_PER_BATCH = 2  # CIFAR-10: 5 batches x 2 images per class -> 10 per class
 CIFAR10_NAMES = [
@@ -229,15 +227,7 @@ def test_cifar10_example_config_dry_runs(trees, tmp_path):
     images.parent.mkdir()
     torch.save(torch.randn(100, 3, 32, 32), images)
     method["images"] = str(images)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    cmd = [
-        *(sys.executable, "-m", "snakemake"),
-        *("--snakefile", str(SNAKEFILE), "--directory", str(tmp_path)),
-        *("--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "--dry-run"),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    text = proc.stdout + proc.stderr
-    assert proc.returncode == 0, text[-4000:]
+    text = dry_run(tmp_path, config)
     # 5 rounds x (syn + rdm), and 5 real-hard runs (their own rule: they keep a checkpoint)
     assert re.search(r"^train\s+10$", text, re.MULTILINE), text[-3000:]
     assert re.search(r"^train_real\s+5$", text, re.MULTILINE), text[-3000:]

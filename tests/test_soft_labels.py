@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import tiny_protocol
+from helpers import dry_run, tiny_protocol
 from snakemake.utils import validate
 
 from ddrank_steps import engine
@@ -391,15 +391,7 @@ def test_reference_soft_label_demos_validate_and_dry_run(tmp_path):
     images = tmp_path / "images.pt"
     torch.save(torch.zeros(1), images)  # a dry-run plans jobs; it reads no set
     config["methods"]["my_method"]["images"] = str(images)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [
-        *(sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")),
-        *("--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")),
-        *("--cores", "2", "--dry-run"),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    text = proc.stdout + proc.stderr
-    assert proc.returncode == 0, text[-4000:]
+    text = dry_run(tmp_path, config)
     # per round: syn-hard (no aug), syn-soft = syn-aug, rdm-soft = rdm-aug, syn-naug, rdm-naug
     import re
 
