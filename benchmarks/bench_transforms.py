@@ -2,7 +2,7 @@
 
 The reference applies its custom_train_trans per image inside a Dataset, read by a
 DataLoader. Here the list runs per image on batches already on the training device
-(`batch_transforms.BatchTransform`), so sets never leave the device. This measures, on
+(`transforms.batches.BatchTransform`), so sets never leave the device. This measures, on
 CIFAR-sized batches and the reference's CIFAR list (RandomCrop 32 pad 4, flip, ToTensor,
 Normalize):
 - baseline:  a Dataset applying the same list per image, DataLoader(batch, shuffle), the
@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_engine import time_it  # a sibling script: its folder is on sys.path
 
-from ddrank_steps.batch_transforms import BatchTransform
-from ddrank_steps.data import DatasetMeta
+from ddrank_steps.artifacts import DatasetMeta
 from ddrank_steps.engine import resolve_device
 from ddrank_steps.models import build_model
-from ddrank_steps.transforms import build_transforms
+from ddrank_steps.transforms.batches import BatchTransform
+from ddrank_steps.transforms.build import build_transforms
 
 MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
 REFERENCE_LIST = [

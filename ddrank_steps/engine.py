@@ -24,7 +24,7 @@ without gradients. A mixed batch (Mixup/Cutmix) mixes the targets with the same 
 mode M the teachers label the mixed images themselves.
 
 A protocol's `train_transforms` arrive as `transform`: applied to every training batch,
-each image with its own draws, before the batch augmentation (`batch_transforms`), from
+each image with its own draws, before the batch augmentation (`transforms.batches`), from
 a stream seeded per run. Test and val splits arrive with `test_transforms` applied.
 
 Unlike the reference, the final epoch is always evaluated, so no epochs are wasted
@@ -49,11 +49,11 @@ from tqdm import tqdm
 
 from ddrank_steps import distributed, streaming
 from ddrank_steps.augment import build_augmentation, mixed_loss
-from ddrank_steps.batch_transforms import BatchTransform
 from ddrank_steps.losses import make_soft_loss
 from ddrank_steps.models import build_model
 from ddrank_steps.optim import make_optimizer, make_scheduler
 from ddrank_steps.seeding import derive_seed
+from ddrank_steps.transforms.batches import BatchTransform
 
 log = logging.getLogger("ddrank.engine")
 SELECT_RULES = ("best", "final", "val")

@@ -108,7 +108,7 @@ TRAINING_KEYS = (
     "train_transforms",
     "test_transforms",
 )
-# Optional lists (see batch_transforms): in a run protocol only when given, so a protocol
+# Optional lists (see transforms.batches): in a run protocol only when given, so a protocol
 # without them keeps the key it had before they existed.
 TRANSFORM_KEYS = ("train_transforms", "test_transforms")
 
@@ -479,7 +479,7 @@ def check_names(config: dict) -> None:
     """Model, augmentation and transform names and params, checked before any job runs."""
     from ddrank_steps.augment import build_augmentation
     from ddrank_steps.models import check_model_options
-    from ddrank_steps.transforms import check_transforms
+    from ddrank_steps.transforms.build import check_transforms
 
     for name, p in {**config["protocols"], **config.get("real_protocols", {})}.items():
         where = f"protocols.{name}" if name in config["protocols"] else f"real_protocols.{name}"

@@ -13,8 +13,8 @@ import numpy as np
 import yaml
 from format_writers import write_image
 
-from ddrank_steps import prepare_dataset, train
 from ddrank_steps.plan import run_protocol
+from ddrank_steps.stages import prepare_dataset, train
 
 # A 2-block ConvNet of width 4, a few epochs: trains in milliseconds on 8x8 toy images.
 TINY_PROTOCOL = {

@@ -13,11 +13,11 @@ from helpers import TREE_MEAN, TREE_STD, run_train_stage, tiny_protocol
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from ddrank_steps.batch_transforms import BatchTransform, protocol_transforms
-from ddrank_steps.data import DatasetMeta
+from ddrank_steps.artifacts import DatasetMeta
 from ddrank_steps.engine import Split, train_one
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.plan import build_plan, protocol_key, run_protocol
+from ddrank_steps.transforms.batches import BatchTransform, protocol_transforms
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -195,7 +195,7 @@ def windows(image: torch.Tensor, padding: list[int], size: int) -> dict[tuple, t
 def test_vectorised_crop_returns_torchvisions_windows_with_every_offset():
     from torchvision.transforms import v2
 
-    from ddrank_steps.transform_stages import BatchRandomCrop
+    from ddrank_steps.transforms.vectorised import BatchRandomCrop
 
     crop = v2.RandomCrop(8, padding=[1, 2])  # left/right 1, top/bottom 2
     image = torch.rand(3, 8, 8)
@@ -224,7 +224,7 @@ def test_vectorised_flip_flips_each_image_with_its_probability():
 def test_whole_batch_items_equal_their_per_image_result_and_others_run_per_image():
     from torchvision.transforms import v2
 
-    from ddrank_steps.transform_stages import PerImage, WholeBatch, stages
+    from ddrank_steps.transforms.vectorised import PerImage, WholeBatch, stages
 
     spec = [
         v2.Pad(2),

@@ -14,9 +14,9 @@ import torch
 import yaml
 from helpers import dry_run
 
-from ddrank_steps import prepare_dataset
 from ddrank_steps.datasets import SOURCES, load_source
 from ddrank_steps.errors import ConfigError, InputError
+from ddrank_steps.stages import prepare_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

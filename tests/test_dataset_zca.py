@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from ddrank_steps import prepare_dataset, random_subset
-from ddrank_steps.data import DatasetMeta, load_split, load_zca
+from ddrank_steps.artifacts import DatasetMeta, load_split, load_zca
 from ddrank_steps.datasets import prepare_settings
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.io import read_json
-from ddrank_steps.syn_set import import_set
+from ddrank_steps.stages import prepare_dataset, random_subset
+from ddrank_steps.stages.syn_set import import_set
 from ddrank_steps.zca import fit_zca
 
 IPC = 3

@@ -71,7 +71,7 @@ def test_accuracy_is_summed_across_ranks_exactly(tmp_path):
 def _train(tmp_path: Path, out: str, processes: int) -> dict:
     data = tmp_path / "data.pt"
     if not data.exists():
-        prepare = [sys.executable, "-m", "ddrank_steps.prepare_dataset", "--name", "digits"]
+        prepare = [sys.executable, "-m", "ddrank_steps.stages.prepare_dataset", "--name", "digits"]
         prepare += ["--settings", '{"source": "digits"}', "--data", str(data)]
         prepare += ["--meta", str(tmp_path / "meta.json")]
         subprocess.run(
@@ -80,10 +80,10 @@ def _train(tmp_path: Path, out: str, processes: int) -> dict:
             cwd=REPO,
             capture_output=True,
         )
-    launcher = ["-m", "ddrank_steps.train"]
+    launcher = ["-m", "ddrank_steps.stages.train"]
     if processes > 1:
         launcher = ["-m", "torch.distributed.run", "--standalone", "--nnodes", "1"]
-        launcher += ["--nproc-per-node", str(processes), "-m", "ddrank_steps.train"]
+        launcher += ["--nproc-per-node", str(processes), "-m", "ddrank_steps.stages.train"]
     cmd = [sys.executable, *launcher, "--real", "--set", str(data), "--data", str(data)]
     cmd += ["--meta", str(tmp_path / "meta.json"), "--protocol", json.dumps(PROTOCOL)]
     cmd += ["--seed", "0", "--device", "cpu", "--out", str(tmp_path / f"{out}.json")]

@@ -28,12 +28,12 @@ from format_writers import (
     write_tiny,
 )
 
-from ddrank_steps import prepare_dataset
 from ddrank_steps.datasets import SOURCES, FileSplit, check_settings, load_source
 from ddrank_steps.datasets.imagenet import SUBSETS, WNIDS
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.image_files import decode
 from ddrank_steps.plan import check_datasets
+from ddrank_steps.stages import prepare_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

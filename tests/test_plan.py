@@ -287,14 +287,14 @@ def test_validate_rejects_a_bad_enum_value_naming_the_key():
 def test_module_sources_of_train_follow_its_imports():
     sources = {
         Path(p).relative_to(REPO / "ddrank_steps").as_posix()
-        for p in module_sources("ddrank_steps.train")
+        for p in module_sources("ddrank_steps.stages.train")
     }
-    assert {"train.py", "engine.py", "models/convnet.py", "augment/dsa.py"} <= sources
+    assert {"stages/train.py", "engine.py", "models/convnet.py", "augment/dsa.py"} <= sources
     assert "__init__.py" in sources and "models/__init__.py" in sources
 
 
 def test_module_sources_of_train_exclude_unrelated_stages():
-    sources = {Path(p).name for p in module_sources("ddrank_steps.train")}
+    sources = {Path(p).name for p in module_sources("ddrank_steps.stages.train")}
     assert "score.py" not in sources
     assert "random_subset.py" not in sources
 

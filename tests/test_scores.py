@@ -1,4 +1,4 @@
-"""The score formulas (ddrank_steps.scores) against values worked out by hand.
+"""The score formulas (ddrank_steps.formulas) against values worked out by hand.
 
 Constants used in the comments: e = 2.718282, e⁻¹ = 0.367879, e − e⁻¹ = 2.350402.
 """
@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from ddrank_steps.scores import ars, ars_beta, hlr, ior, lrs, lrs_alpha, mean_std, normalise
+from ddrank_steps.formulas import ars, ars_beta, hlr, ior, lrs, lrs_alpha, mean_std, normalise
 
 
 def test_normalise_minus_one_is_zero():

@@ -369,7 +369,7 @@ def test_soft_labels_stage_writes_teacher_logits(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "ddrank_steps.soft_labels",
+        "ddrank_steps.stages.soft_labels",
         *("--set", str(tmp_path / "set.pt"), "--meta", str(tmp_path / "meta.json")),
         *("--teachers", specs, "--teacher", str(tmp_path / "t.pt")),
         *("--device", "cpu", "--batch-size", "4", "--out", str(tmp_path / "soft.pt")),

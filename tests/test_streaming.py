@@ -7,9 +7,9 @@ import pytest
 import torch
 from helpers import TREE_CLASSES, run_train_stage, tiny_protocol
 
-from ddrank_steps import prepare_dataset, random_subset
-from ddrank_steps.data import DatasetMeta, load_split
+from ddrank_steps.artifacts import DatasetMeta, load_split
 from ddrank_steps.errors import InputError
+from ddrank_steps.stages import prepare_dataset, random_subset
 from ddrank_steps.streaming import StreamedImages, is_streamed
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddrank_steps.data import DatasetMeta
+from ddrank_steps.artifacts import DatasetMeta
 from ddrank_steps.errors import InputError
-from ddrank_steps.syn_set import import_set, read_images, resolve_labels, resolve_lr
+from ddrank_steps.stages.syn_set import import_set, read_images, resolve_labels, resolve_lr
 
 REPO = Path(__file__).resolve().parents[1]
 META = DatasetMeta(
@@ -308,7 +308,15 @@ def test_cli_on_a_bad_file_exits_2_with_one_line_and_no_traceback(tmp_path):
     bad = save(tmp_path / "bad.pt", torch.randn(N, 3, 8, 8))
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "ddrank_steps.syn_set", "--method", "m", "--images", bad),
+            *(
+                sys.executable,
+                "-m",
+                "ddrank_steps.stages.syn_set",
+                "--method",
+                "m",
+                "--images",
+                bad,
+            ),
             *("--ipc", str(IPC), "--meta", str(meta_path), "--out", str(tmp_path / "out.pt")),
         ],
         cwd=REPO,

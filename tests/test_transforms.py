@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode, v2
 
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.transforms import build_transforms, check_transforms
+from ddrank_steps.transforms.build import build_transforms, check_transforms
 
 # The reference's Demo_LRS_Soft_Label.yaml, verbatim.
 REFERENCE_YAML = """

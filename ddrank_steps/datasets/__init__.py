@@ -1,7 +1,7 @@
 """Dataset registry: each source turns its on-disk (or embedded) form into splits.
 
 A source returns a `RawDataset` whose train and test splits are either
-- a `Split`: uint8-or-float pixel tensors in [0, max_value] (digits, CIFAR, MNIST, SVHN:
+- a `PixelSplit`: uint8-or-float pixel tensors in [0, max_value] (digits, CIFAR, MNIST, SVHN:
   formats that store pixels in one file), or
 - a `FileSplit`: image files and their labels (TinyImageNet, the ImageNet family, any
   ImageFolder tree), decoded later by `image_files.decode` to uint8 (3, S, S).
@@ -21,7 +21,7 @@ from ddrank_steps.errors import ConfigError
 
 
 @dataclass
-class Split:
+class PixelSplit:
     images: object  # torch.Tensor (N, C, H, W), uint8 or float, values in [0, max_value]
     labels: object  # torch.Tensor (N,) int64 in [0, num_classes)
 
@@ -41,8 +41,8 @@ class RawDataset:
     name: str
     classes: list[str]
     max_value: float
-    train: Split | FileSplit
-    test: Split | FileSplit
+    train: PixelSplit | FileSplit
+    test: PixelSplit | FileSplit
     mean: list[float] | None = None  # None: computed from the train split
     std: list[float] | None = None
     notes: dict = field(default_factory=dict)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddrank_steps.datasets import RawDataset, Split
+from ddrank_steps.datasets import PixelSplit, RawDataset
 from ddrank_steps.errors import ConfigError, InputError
 
 log = logging.getLogger("ddrank.datasets.cifar")
@@ -237,11 +237,11 @@ def load_format(settings: dict, fmt: _Format) -> RawDataset:
     folder = find_folder(root, fmt)
     shown_root = folder.parent  # the layout message names the folder we looked in
 
-    def read(files) -> Split:
+    def read(files) -> PixelSplit:
         parts = [_read_batch(folder / name, fmt, shown_root) for name in files]
         data = np.concatenate([d for d, _ in parts]).reshape(-1, *IMAGE_SHAPE)
         labels = np.concatenate([lab for _, lab in parts])
-        return Split(
+        return PixelSplit(
             images=torch.from_numpy(np.ascontiguousarray(data)),
             labels=torch.from_numpy(labels),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ddrank_steps.datasets import RawDataset, Split
+from ddrank_steps.datasets import PixelSplit, RawDataset
 
 
 def load(settings: dict) -> RawDataset:
@@ -28,7 +28,7 @@ def load(settings: dict) -> RawDataset:
         test_mask[rng.choice(idx, size=n_test, replace=False)] = True
 
     def split(mask):
-        return Split(
+        return PixelSplit(
             images=torch.from_numpy(images[mask][:, None]).contiguous(),
             labels=torch.from_numpy(labels[mask]),
         )

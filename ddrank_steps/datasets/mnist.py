@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddrank_steps.datasets import RawDataset, Split
+from ddrank_steps.datasets import PixelSplit, RawDataset
 from ddrank_steps.errors import ConfigError, InputError
 
 log = logging.getLogger("ddrank.datasets.mnist")
@@ -156,7 +156,7 @@ def read_idx(path: Path, ndim: int, root, fmt: _Format) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
-def _read_split(folder: Path, prefix: str, root: Path, fmt: _Format) -> Split:
+def _read_split(folder: Path, prefix: str, root: Path, fmt: _Format) -> PixelSplit:
     images_path = _locate(folder, FILES[f"{prefix}_images"], root, fmt)
     labels_path = _locate(folder, FILES[f"{prefix}_labels"], root, fmt)
     images = read_idx(images_path, 3, root, fmt)
@@ -175,7 +175,7 @@ def _read_split(folder: Path, prefix: str, root: Path, fmt: _Format) -> Split:
             f"values span [{labels.min()}, {labels.max()}], outside [0, {len(fmt.classes)})",
             "download the dataset again",
         )
-    return Split(
+    return PixelSplit(
         images=torch.from_numpy(images.copy()).unsqueeze(1).contiguous(),  # (N, 1, H, W)
         labels=torch.from_numpy(labels),
     )

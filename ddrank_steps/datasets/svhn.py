@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddrank_steps.datasets import RawDataset, Split
+from ddrank_steps.datasets import PixelSplit, RawDataset
 from ddrank_steps.errors import ConfigError, InputError
 
 log = logging.getLogger("ddrank.datasets.svhn")
@@ -36,7 +36,7 @@ def layout(root) -> str:
     return f"expected {root}/train_32x32.mat and {root}/test_32x32.mat (torchvision's SVHN layout)"
 
 
-def _read(path: Path, root: Path) -> Split:
+def _read(path: Path, root: Path) -> PixelSplit:
     import scipy.io
 
     if not path.is_file():
@@ -71,7 +71,7 @@ def _read(path: Path, root: Path) -> Split:
         )
     labels[labels == 10] = 0
     images = np.ascontiguousarray(x.transpose(3, 2, 0, 1))  # (N, C, H, W)
-    return Split(images=torch.from_numpy(images), labels=torch.from_numpy(labels))
+    return PixelSplit(images=torch.from_numpy(images), labels=torch.from_numpy(labels))
 
 
 def load(settings: dict) -> RawDataset:

@@ -45,7 +45,7 @@ wildcard_constraints:
 
 def stage_code(stage):
     """The package files the stage runs: a change to any of them reruns its jobs."""
-    return module_sources(f"ddrank_steps.{stage}")
+    return module_sources(f"ddrank_steps.stages.{stage}")
 
 
 def dataset_settings(wildcards):
@@ -165,10 +165,10 @@ def real_gpus(wildcards):
 
 # Tiny sets train in one process (DDP would buy nothing); a real-hard job with
 # resources.real_processes > 1 runs under torchrun, one process per GPU.
-SINGLE = "-m ddrank_steps.train"
+SINGLE = "-m ddrank_steps.stages.train"
 TORCHRUN = (
     "-m torch.distributed.run --standalone --nnodes 1"
-    f" --nproc-per-node {RES['real_processes']} -m ddrank_steps.train"
+    f" --nproc-per-node {RES['real_processes']} -m ddrank_steps.stages.train"
 )
 REAL_LAUNCHER = TORCHRUN if RES["real_processes"] > 1 else SINGLE
 

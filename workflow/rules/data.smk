@@ -13,7 +13,7 @@ rule prepare_dataset:
     params:
         settings=dataset_settings,
     shell:
-        "{PYTHON} -m ddrank_steps.prepare_dataset --name {wildcards.dataset:q}"
+        "{PYTHON} -m ddrank_steps.stages.prepare_dataset --name {wildcards.dataset:q}"
         " --settings {params.settings:q} --data {output.data:q} --meta {output.meta:q}"
         " --workers {resources.data_workers} > {log:q} 2>&1"
 
@@ -35,7 +35,7 @@ rule random_subset:
         runtime=10,
         data_workers=data_workers,
     shell:
-        "{PYTHON} -m ddrank_steps.random_subset --data {input.data:q} --meta {input.meta:q}"
+        "{PYTHON} -m ddrank_steps.stages.random_subset --data {input.data:q} --meta {input.meta:q}"
         " --ipc {wildcards.ipc} --round-seed {wildcards.seed} --workers {resources.data_workers}"
         " --out {output.set:q} --manifest {output.manifest:q} --png {output.png:q}"
         " > {log:q} 2>&1"
@@ -45,7 +45,7 @@ rule reference_set:
     input:
         data="results/datasets/{dataset}/data.pt",
         meta="results/datasets/{dataset}/meta.json",
-        code=stage_code("reference_sets"),
+        code=stage_code("reference_set"),
     output:
         "results/sets/{dataset}/reference/ipc{ipc}/{kind}.pt",
     log:
@@ -57,7 +57,7 @@ rule reference_set:
     params:
         seed=config["seed"],
     shell:
-        "{PYTHON} -m ddrank_steps.reference_sets --kind {wildcards.kind}"
+        "{PYTHON} -m ddrank_steps.stages.reference_set --kind {wildcards.kind}"
         " --data {input.data:q} --meta {input.meta:q} --ipc {wildcards.ipc}"
         " --seed {params.seed} --workers {resources.data_workers} --out {output:q}"
         " > {log:q} 2>&1"
@@ -76,6 +76,6 @@ rule syn_set:
     params:
         args=syn_set_args,
     shell:
-        "{PYTHON} -m ddrank_steps.syn_set --method {wildcards.method:q}"
+        "{PYTHON} -m ddrank_steps.stages.syn_set --method {wildcards.method:q}"
         " --images {input.images:q} --meta {input.meta:q} {params.args}"
         " --out {output:q} > {log:q} 2>&1"

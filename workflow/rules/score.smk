@@ -11,7 +11,7 @@ rule score:
     params:
         spec=score_spec,
     shell:
-        "{PYTHON} -m ddrank_steps.score --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"
+        "{PYTHON} -m ddrank_steps.stages.score --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule leaderboard:
@@ -27,5 +27,5 @@ rule leaderboard:
         mem_mb=1000,
         runtime=5,
     shell:
-        "{PYTHON} -m ddrank_steps.leaderboard --csv {output.csv:q} --html {output.html:q}"
+        "{PYTHON} -m ddrank_steps.stages.leaderboard --csv {output.csv:q} --html {output.html:q}"
         " {input.scores:q} > {log:q} 2>&1"

@@ -65,6 +65,6 @@ rule soft_labels:
         device=DEVICE,
     shell:
         "{PYTHON} -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
-        " {PYTHON} -m ddrank_steps.soft_labels --set {input.set:q} --meta {input.meta:q}"
+        " {PYTHON} -m ddrank_steps.stages.soft_labels --set {input.set:q} --meta {input.meta:q}"
         " {params.args} --device {params.device} --threads {threads}"
         " --out {output:q} > {log:q} 2>&1"

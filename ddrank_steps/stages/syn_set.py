@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ddrank_steps import cli
-from ddrank_steps.data import DatasetMeta, load_zca
+from ddrank_steps.artifacts import DatasetMeta, load_zca
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.image_files import class_folders, list_images
 from ddrank_steps.io import save_torch
@@ -297,7 +297,7 @@ def import_set(
 ):
     """The set file of a method's inputs. For a dataset with `zca`, `zca` is its fit (the
     images are checked to look whitened), unless the images are a `reference_set` (built
-    by reference_sets from the whitened train split, so in ZCA space by construction)."""
+    by the reference_set stage from the whitened train split, so in ZCA space by construction)."""
     if meta.zca and zca is None and not reference_set:
         raise ValueError(f"dataset {meta.name} has zca: import_set needs its ZCA fit")
     folder_labels = None

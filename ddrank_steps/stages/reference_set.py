@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ddrank_steps import cli
-from ddrank_steps.data import DatasetMeta, load_split
+from ddrank_steps.artifacts import DatasetMeta, load_split
 from ddrank_steps.errors import InputError
 from ddrank_steps.io import save_torch
 from ddrank_steps.seeding import reference_set_seed

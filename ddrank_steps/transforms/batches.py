@@ -22,7 +22,7 @@ its items expect (RandomCrop's zero padding is black, ColorJitter clamps to [0, 
   To work at another size, prepare the dataset at it (`datasets.<name>.image_size`).
 
 Train lists draw their randomness per image, as a DataLoader's per-sample transform
-does (flips and crops vectorised over the batch, see `transform_stages`), from a
+does (flips and crops vectorised over the batch, see `transforms.vectorised`), from a
 stream of their own that the engine seeds from the run's seed (`reseed`). Test lists
 must be deterministic (checked on the first images), so they are applied once to
 cached test/val splits, and per batch to streamed ones.
@@ -37,10 +37,10 @@ import contextlib
 
 import torch
 
-from ddrank_steps.data import DatasetMeta
+from ddrank_steps.artifacts import DatasetMeta
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.transform_stages import stages
-from ddrank_steps.transforms import build_transforms
+from ddrank_steps.transforms.build import build_transforms
+from ddrank_steps.transforms.vectorised import stages
 
 TRANSFORM_KEYS = ("train_transforms", "test_transforms")
 CONVERSIONS = frozenset({"ToTensor", "PILToTensor", "ToImage", "ToPureTensor"})

@@ -18,7 +18,7 @@ import argparse
 import logging
 
 from ddrank_steps import cli
-from ddrank_steps.data import (
+from ddrank_steps.artifacts import (
     DatasetMeta,
     load_labels,
     load_pixels,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ddrank_steps import cli, scores
+from ddrank_steps import cli, formulas
 from ddrank_steps.errors import InputError
 from ddrank_steps.io import read_json, write_json
 from ddrank_steps.versions import software_versions
@@ -38,9 +38,9 @@ def _rounds(spec: dict, compute) -> list[dict]:
 
 
 def _summary(rounds: list[dict], quantities: tuple[str, ...]) -> dict:
-    summary = {q: scores.mean_std([r[q] for r in rounds]) for q in quantities}
+    summary = {q: formulas.mean_std([r[q] for r in rounds]) for q in quantities}
     summary["terms"] = {
-        name: scores.mean_std([r["terms"][name]["acc"] for r in rounds])
+        name: formulas.mean_std([r["terms"][name]["acc"] for r in rounds])
         for name in rounds[0]["terms"]
     }
     return summary
@@ -51,10 +51,10 @@ def score_lrs(spec: dict) -> dict:
     w = spec["settings"]["weight"]
 
     def compute(acc):
-        h = scores.hlr(acc["real-hard"], acc["syn-hard"])
-        o = scores.ior(acc["syn-any"], acc["rdm-any"])
-        alpha = scores.lrs_alpha(h, o, w)
-        return {"hlr": h, "ior": o, "alpha": alpha, "lrs": scores.normalise(alpha)}
+        h = formulas.hlr(acc["real-hard"], acc["syn-hard"])
+        o = formulas.ior(acc["syn-any"], acc["rdm-any"])
+        alpha = formulas.lrs_alpha(h, o, w)
+        return {"hlr": h, "ior": o, "alpha": alpha, "lrs": formulas.normalise(alpha)}
 
     rounds = _rounds(spec, compute)
     return {"rounds": rounds, "summary": _summary(rounds, ("lrs", "hlr", "ior"))}
@@ -66,14 +66,14 @@ def score_ars(spec: dict) -> dict:
     def compute(acc):
         with_aug = acc["syn-aug"] - acc["rdm-aug"]
         without_aug = acc["syn-naug"] - acc["rdm-naug"]
-        beta = scores.ars_beta(
+        beta = formulas.ars_beta(
             acc["syn-aug"], acc["rdm-aug"], acc["syn-naug"], acc["rdm-naug"], gamma
         )
         return {
             "with_aug": with_aug,
             "without_aug": without_aug,
             "beta": beta,
-            "ars": scores.normalise(beta),
+            "ars": formulas.normalise(beta),
         }
 
     rounds = _rounds(spec, compute)

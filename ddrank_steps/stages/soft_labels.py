@@ -13,7 +13,7 @@ import logging
 import torch
 
 from ddrank_steps import cli
-from ddrank_steps.data import DatasetMeta, load_set
+from ddrank_steps.artifacts import DatasetMeta, load_set
 from ddrank_steps.engine import resolve_device
 from ddrank_steps.io import save_torch
 from ddrank_steps.teachers import Ensemble, load_teacher

@@ -9,7 +9,7 @@ checkpoints, one per entry of the protocol's `teachers`. `--checkpoint` saves th
 selected model's weights (the real-hard runs do, so they can serve as teachers).
 A streamed dataset (too large to cache) is read by `--workers` DataLoader processes.
 The protocol's `train_transforms` go to the engine; its `test_transforms` are applied to
-the test and val splits here (`batch_transforms`).
+the test and val splits here (`transforms.batches`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import logging
 import torch
 
 from ddrank_steps import cli, distributed
-from ddrank_steps.batch_transforms import protocol_transforms
-from ddrank_steps.data import DatasetMeta, load_set, load_split
+from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
 from ddrank_steps.engine import Split, resolve_device, train_group
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.io import write_json
 from ddrank_steps.teachers import Ensemble, load_teacher, save_checkpoint
+from ddrank_steps.transforms.batches import protocol_transforms
 from ddrank_steps.versions import software_versions
 
 log = logging.getLogger("ddrank.train")

@@ -20,7 +20,7 @@ item; `check_transforms` runs the same checks when the config is read. Values th
 constructor accepts but a call would reject (a zero std in Normalize) surface only when the
 transform first runs.
 
-`batch_transforms` applies the built lists to training batches and test splits; the plan
+`transforms.batches` applies the built lists to training batches and test splits; the plan
 gives every term of a score the same `test_transforms` (the reference tests the terms of
 one score under different transforms, see its flaws list).
 """

@@ -25,8 +25,8 @@ import logging
 import torch
 
 from ddrank_steps import cli
-from ddrank_steps.data import DatasetMeta, zca_input
-from ddrank_steps.datasets import FileSplit, Split, load_source
+from ddrank_steps.artifacts import DatasetMeta, zca_input
+from ddrank_steps.datasets import FileSplit, PixelSplit, load_source
 from ddrank_steps.datasets.imagenet import IMAGENET_SOURCES
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.image_files import RESIZE_RULE
@@ -54,11 +54,11 @@ def val_mask(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
     return mask
 
 
-def subset(split: Split | FileSplit, mask: torch.Tensor) -> Split | FileSplit:
+def subset(split: PixelSplit | FileSplit, mask: torch.Tensor) -> PixelSplit | FileSplit:
     if isinstance(split, FileSplit):
         keep = torch.nonzero(mask).flatten().tolist()
         return FileSplit(split.root, [split.paths[i] for i in keep], split.labels[mask], split.size)
-    return Split(split.images[mask], split.labels[mask])
+    return PixelSplit(split.images[mask], split.labels[mask])
 
 
 def split_off_val(train, fraction: float, seed: int):
@@ -72,17 +72,17 @@ def channel_stats(images: torch.Tensor, max_value: float) -> tuple[list[float], 
     return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
 
 
-def uint8_bytes(split: Split | FileSplit) -> int:
+def uint8_bytes(split: PixelSplit | FileSplit) -> int:
     if isinstance(split, FileSplit):
         return len(split.paths) * 3 * split.size * split.size
     return split.images.numel()
 
 
-def decoded(split: FileSplit, workers: int) -> Split:
+def decoded(split: FileSplit, workers: int) -> PixelSplit:
     from ddrank_steps.streaming import FileDataset, decode_files
 
     dataset = FileDataset(split.root, split.paths, split.size)
-    return Split(decode_files(dataset, list(range(len(dataset))), workers), split.labels)
+    return PixelSplit(decode_files(dataset, list(range(len(dataset))), workers), split.labels)
 
 
 def sample_stats(train: FileSplit, max_value: float, workers: int, seed: int):
@@ -97,7 +97,7 @@ def sample_stats(train: FileSplit, max_value: float, workers: int, seed: int):
     return channel_stats(pixels, max_value)
 
 
-def stored(split: Split | FileSplit, files: FileSplit | None) -> dict:
+def stored(split: PixelSplit | FileSplit, files: FileSplit | None) -> dict:
     """The data.pt form of a split: tensors (with their source files when decoded from
     files), or the index of a streamed split."""
     if isinstance(split, FileSplit):
