@@ -15,7 +15,6 @@ protocol only changes the keys that depend on it.
 
 from __future__ import annotations
 
-import ast
 import copy
 import hashlib
 import json
@@ -25,7 +24,6 @@ from pathlib import Path
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.seeding import round_seeds
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 REFERENCE_LR_GRID = [0.001, 0.005, 0.01, 0.05, 0.1]
 METRICS = ("lrs_hard", "lrs_soft", "ars", "accuracy")
 REFERENCE_SET_KINDS = ("random", "herding", "kmeans")
@@ -117,8 +115,23 @@ def canonical_json(data) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+# Where a run's training targets come from, decided by the planner (`label_keys`) and
+# carried in the run protocol, so the rules, the train stage and the engine read it
+# instead of working it out again:
+#   none            hard labels
+#   teachers        mode M: the teachers relabel every (augmented) batch
+#   teacher_logits  mode S: one stored teacher label per image, made by the soft_labels stage
+#   set             mode S: the syn set's own soft labels
+LABEL_SOURCES = ("none", "teachers", "teacher_logits", "set")
+# Left out of the cache key: the label source follows from `labels`, `soft_label_mode`
+# and `soft_source`, which the key holds, and leaving it out keeps the keys of runs made
+# before it was carried.
+NOT_IN_KEY = ("label_source",)
+
+
 def protocol_key(run_protocol: dict) -> str:
-    return hashlib.sha256(canonical_json(run_protocol).encode()).hexdigest()[:KEY_LENGTH]
+    keyed = {k: v for k, v in run_protocol.items() if k not in NOT_IN_KEY}
+    return hashlib.sha256(canonical_json(keyed).encode()).hexdigest()[:KEY_LENGTH]
 
 
 def run_protocol(protocol: dict, lr_source: str, labels: dict | None = None) -> dict:
@@ -129,8 +142,13 @@ def run_protocol(protocol: dict, lr_source: str, labels: dict | None = None) -> 
         if not run[key]:
             del run[key]
     run["labels"] = "soft" if labels else "hard"
+    run["label_source"] = "none"
     if labels:
         run.update(copy.deepcopy(labels))
+    if run["label_source"] not in LABEL_SOURCES or (labels is None) != (
+        run["label_source"] == "none"
+    ):
+        raise ValueError(f"label_source {run['label_source']!r} does not fit labels {labels!r}")
     if run["scheduler"] == "step" and not run["step_size"]:
         run["step_size"] = max(1, run["epochs"] // 2)  # DC convention: decay at half way
     if run["scheduler"] != "step":
@@ -286,11 +304,15 @@ class Plan:
         }
         if protocol["soft_label_mode"] == "S" and arm == "syn" and method.get("soft_labels"):
             keys["soft_source"] = "set"  # the method's own soft labels
+            keys["label_source"] = "set"
             return keys
         teachers = self.teachers(dataset, protocol, where)
         if protocol["soft_label_mode"] == "S":
             keys["soft_source"] = "teachers"
+            keys["label_source"] = "teacher_logits"
             self.teacher_sets[protocol_key({"teachers": teachers})] = teachers
+        else:
+            keys["label_source"] = "teachers"
         keys["teachers"] = teachers
         return keys
 
@@ -556,30 +578,3 @@ def build_plan(config: dict, check: bool = True) -> Plan:
         for metric, settings in method["metrics"].items():
             plan.add_metric(name, method, metric, settings)
     return plan
-
-
-def module_sources(module: str) -> list[str]:
-    """The package files a stage's module runs: itself and every ddrank_steps module it
-    imports, transitively. Rules list them as inputs so a code change reruns its jobs."""
-    seen: set[Path] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        if parts[0] != "ddrank_steps":
-            continue
-        base = PACKAGE_DIR.joinpath(*parts[1:])
-        candidates = [base / "__init__.py", base.with_suffix(".py")]
-        path = next((c for c in candidates if c.is_file()), None)
-        if path is None or path in seen:
-            continue
-        seen.add(path)
-        for i in range(1, len(parts)):  # parent packages' __init__ run on import too
-            todo.append(".".join(parts[:i]))
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                todo.extend(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                todo.append(node.module)
-                todo.extend(f"{node.module}.{alias.name}" for alias in node.names)
-    return sorted(str(p) for p in seen)

@@ -282,6 +282,7 @@ def test_mode_m_teachers_label_the_transformed_images(monkeypatch):
 
     labels = {
         "soft_label_mode": "M",
+        "label_source": "teachers",
         "soft_label_criterion": "kl",
         "loss_fn_kwargs": {"temperature": 1.0, "scale_loss": False},
     }

@@ -10,8 +10,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from ddrank_steps.code_inputs import module_sources
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.plan import build_plan, module_sources, protocol_key, run_protocol
+from ddrank_steps.plan import build_plan, protocol_key, run_protocol
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")

@@ -137,6 +137,8 @@ def test_ensemble_averages_logits_and_stays_in_eval_mode():
 def soft_protocol(mode: str, augmentation: str = "none") -> dict:
     labels = {
         "soft_label_mode": mode,
+        # mode S here trains on labels stored in the set
+        "label_source": "teachers" if mode == "M" else "set",
         "soft_label_criterion": "kl",
         "loss_fn_kwargs": {"temperature": 1.0, "scale_loss": False},
     }

@@ -19,7 +19,8 @@ PYTHON = sys.executable
 from ddrank_steps.datasets import prepare_settings
 from ddrank_steps.image_files import list_images
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.plan import build_plan, canonical_json, module_sources
+from ddrank_steps.code_inputs import stage_sources, train_sources
+from ddrank_steps.plan import build_plan, canonical_json
 
 validate(config, "../schemas/config.schema.yaml")
 try:
@@ -45,7 +46,7 @@ wildcard_constraints:
 
 def stage_code(stage):
     """The package files the stage runs: a change to any of them reruns its jobs."""
-    return module_sources(f"ddrank_steps.stages.{stage}")
+    return stage_sources(stage)
 
 
 def dataset_settings(wildcards):
@@ -119,7 +120,7 @@ def train_inputs(wildcards):
     inputs = {
         "data": f"results/datasets/{wildcards.dataset}/data.pt",
         "meta": f"results/datasets/{wildcards.dataset}/meta.json",
-        "code": stage_code("train"),
+        "code": train_sources(PLAN.protocols[wildcards.protocol]),
     }
     set_name = getattr(wildcards, "set", "real")
     set_file = PLAN.train_set_input(wildcards.dataset, set_name, int(wildcards.seed))
