@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddrank_steps.engine import Split, resolve_device, train_one
+from ddrank_steps.engine import RunGroup, Split, resolve_device, train_one
 from ddrank_steps.models import build_model
 from ddrank_steps.plan import run_protocol
 
@@ -109,7 +109,7 @@ def main() -> None:
         )
         t_eng = time_it(
             lambda p=p, train=train, test=test: train_one(
-                p, 0.01, 0, train, test, None, shape, classes
+                RunGroup(p, 0, train, test, None, shape, classes), 0.01
             ),
             args.repeats,
         )

@@ -1,9 +1,10 @@
 """The training engine: train one set under one protocol at each LR of a grid, one seed.
 
-One call trains a *group* of runs that share a set, a protocol and a seed and differ
-only in LR. Every run of the group starts from the same initial weights and sees the
-same batch order and augmentation draws (all from seed-derived generators), so the
-LRs are compared on equal terms; runs of other sets in the same round share them too.
+One call (`train_group`) trains a *group* of runs that share a set, a protocol and a seed
+and differ only in LR; what they share is a `RunGroup`. Every run of the group starts from
+the same initial weights and sees the same batch order and augmentation draws (all from
+seed-derived generators), so the LRs are compared on equal terms; runs of other sets in
+the same round share them too.
 
 Tiny sets live wholly on the device: no DataLoader, whole-tensor indexing, and no
 host synchronisation inside an epoch (the loss is accumulated on the device).
@@ -23,9 +24,10 @@ or recomputed by the teachers on every augmented batch (mode M), in eval mode an
 without gradients. A mixed batch (Mixup/Cutmix) mixes the targets with the same λ; in
 mode M the teachers label the mixed images themselves.
 
-A protocol's `train_transforms` arrive as `transform`: applied to every training batch,
-each image with its own draws, before the batch augmentation (`transforms.batches`), from
-a stream seeded per run. Test and val splits arrive with `test_transforms` applied.
+A protocol's `train_transforms` arrive as the group's `transform`: applied to every
+training batch, each image with its own draws, before the batch augmentation
+(`transforms.batches`), from a stream seeded per run. Test and val splits arrive with
+`test_transforms` applied.
 
 Unlike the reference, the final epoch is always evaluated, so no epochs are wasted
 when `epochs` is not a multiple of `test_interval`.
@@ -148,32 +150,65 @@ def eval_epochs(epochs: int, interval: int) -> set[int]:
     return {e for e in range(1, epochs + 1) if e % interval == 0} | {epochs}
 
 
-def train_one(
-    protocol: dict,
-    lr: float,
-    seed: int,
-    train: Split,
-    test: Split,
-    val: Split | None,
-    shape: tuple[int, int, int],
-    num_classes: int,
-    progress: tqdm | None = None,
-    teachers: torch.nn.Module | None = None,
-    keep_state: bool = False,
-    transform: BatchTransform | None = None,
-) -> RunResult:
-    device = train.images.device
-    start_time = time.perf_counter()
+@dataclass
+class RunGroup:
+    """What the runs of a group share: one set trained under one protocol at one seed.
+
+    The runs differ only in LR (`train_group` takes the LRs beside it). `train` is the set,
+    `test` and `val` the dataset's splits (`val` None without a held-out split), `shape`
+    (channels, height, width); `teachers` relabel every batch in mode M; `transform` is the
+    protocol's train_transforms; `keep_state` keeps the selected run's weights.
+    """
+
+    protocol: dict
+    seed: int
+    train: Split
+    test: Split
+    val: Split | None
+    shape: tuple[int, int, int]
+    num_classes: int
+    teachers: torch.nn.Module | None = None
+    transform: BatchTransform | None = None
+    keep_state: bool = False
+
+
+@dataclass
+class _Run:
+    """One run in progress: its model, optimisation, label recipe and random streams."""
+
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, or its data-parallel wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    augment: object | None
+    recipe: LabelRecipe
+    order_gen: torch.Generator
+    aug_gen: torch.Generator
+    rank: int
+    world: int
+    loss_sum: torch.Tensor  # summed on the device since the last evaluation point
+    steps: int = 0
+
+
+def _start_run(group: RunGroup, lr: float) -> _Run:
+    """The model, optimizer and seeded streams of one run. The draws come in a fixed order
+    (initial weights, then batch order, augmentation and transform streams), so every run
+    of a group starts from the same weights and sees the same batches."""
+    protocol, seed, device = group.protocol, group.seed, group.train.images.device
     torch.manual_seed(derive_seed("init", seed))
-    channels, height, width = shape
+    channels, height, width = group.shape
     model = build_model(
-        protocol["model"], num_classes, channels, (height, width), protocol.get("model_options")
+        protocol["model"],
+        group.num_classes,
+        channels,
+        (height, width),
+        protocol.get("model_options"),
     ).to(device)
     optimizer = make_optimizer(protocol, model.parameters(), lr)
     scheduler = make_scheduler(protocol, optimizer)
     augment = build_augmentation(protocol.get("augmentation"), protocol.get("aug_params"))
-    recipe = LabelRecipe(protocol, teachers)
-    if recipe.kind == "soft" and recipe.mode == "S" and train.soft is None:
+    recipe = LabelRecipe(protocol, group.teachers)
+    if recipe.kind == "soft" and recipe.mode == "S" and group.train.soft is None:
         raise ValueError("soft labels in mode S need per-image soft labels")
     rank, world = distributed.rank_world()
     net = distributed.wrap(model, device) if world > 1 else model
@@ -181,56 +216,78 @@ def train_one(
     # ranks augment different images, so each draws its own parameters
     aug_seed = derive_seed("augment", seed) if rank == 0 else derive_seed("augment", seed, rank)
     aug_gen = torch.Generator(device=device).manual_seed(aug_seed)
-    if transform is not None:  # its own stream, like the augmentation's
-        transform.reseed(
+    if group.transform is not None:  # its own stream, like the augmentation's
+        group.transform.reseed(
             derive_seed("transforms", seed) if rank == 0 else derive_seed("transforms", seed, rank)
         )
-
-    n = len(train.labels)
-    batch = protocol["batch_size"]
-    step_batch = batch // world
-    checkpoints = eval_epochs(protocol["epochs"], protocol["test_interval"])
-    result = RunResult(lr=lr)
     loss_sum = torch.zeros((), device=device)
-    steps = 0
-    model.train()
-    for epoch in range(1, protocol["epochs"] + 1):
-        order = torch.randperm(n, generator=order_gen)
-        if world > 1:
-            order = distributed.shard_order(order, batch, rank, world)
-        for images, labels, soft in _batches(train, order.to(device), step_batch):
-            mix = None
-            if transform is not None:
-                images = transform(images)
-            if augment is not None:
-                images, mix = augment(images, aug_gen)
-            loss = recipe.loss(net(images), images, labels, soft, mix)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            steps += 1
-        scheduler.step()
-        if epoch in checkpoints:
-            point = {
-                "epoch": epoch,
-                "test": evaluate(model, test),
-                "val": evaluate(model, val) if val is not None else None,
-                "train_loss": loss_sum.item() / max(steps, 1),
-            }
-            if point["train_loss"] != point["train_loss"]:  # NaN: diverged at this LR
-                point["train_loss"] = None
-            result.curve.append(point)
-            if keep_state and _select_point(result.curve, protocol["select"]) is point:
-                result.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            loss_sum.zero_()
-            steps = 0
-        if progress is not None:
-            progress.update(1)
-    chosen = _select_point(result.curve, protocol["select"])
+    return _Run(
+        model, net, optimizer, scheduler, augment, recipe, order_gen, aug_gen, rank, world, loss_sum
+    )
+
+
+def _train_epoch(group: RunGroup, run: _Run) -> None:
+    """One pass over the set in a fresh seeded order, then one scheduler step."""
+    train, batch = group.train, group.protocol["batch_size"]
+    order = torch.randperm(len(train.labels), generator=run.order_gen)
+    if run.world > 1:
+        order = distributed.shard_order(order, batch, run.rank, run.world)
+    for images, labels, soft in _batches(train, order.to(train.images.device), batch // run.world):
+        mix = None
+        if group.transform is not None:
+            images = group.transform(images)
+        if run.augment is not None:
+            images, mix = run.augment(images, run.aug_gen)
+        loss = run.recipe.loss(run.net(images), images, labels, soft, mix)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.loss_sum += loss.detach()
+        run.steps += 1
+    run.scheduler.step()
+
+
+def _evaluation_point(group: RunGroup, run: _Run, result: RunResult, epoch: int) -> None:
+    """Test (and val) accuracy and the mean train loss since the last point, added to the
+    run's curve; the weights are kept when this point is the selected one so far."""
+    point = {
+        "epoch": epoch,
+        "test": evaluate(run.model, group.test),
+        "val": evaluate(run.model, group.val) if group.val is not None else None,
+        "train_loss": run.loss_sum.item() / max(run.steps, 1),
+    }
+    if point["train_loss"] != point["train_loss"]:  # NaN: diverged at this LR
+        point["train_loss"] = None
+    result.curve.append(point)
+    if group.keep_state and _select_point(result.curve, group.protocol["select"]) is point:
+        result.state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+    run.loss_sum.zero_()
+    run.steps = 0
+
+
+def _select_epoch(result: RunResult, rule: str) -> None:
+    """Record the point of the curve that the selection rule picks as the run's result."""
+    chosen = _select_point(result.curve, rule)
     result.selected_epoch = chosen["epoch"]
     result.acc = chosen["test"]
     result.val_acc = chosen["val"]
+
+
+def train_one(group: RunGroup, lr: float, progress: tqdm | None = None) -> RunResult:
+    """One run of the group: train at `lr`, evaluating at the protocol's points."""
+    start_time = time.perf_counter()
+    protocol = group.protocol
+    run = _start_run(group, lr)
+    checkpoints = eval_epochs(protocol["epochs"], protocol["test_interval"])
+    result = RunResult(lr=lr)
+    run.model.train()
+    for epoch in range(1, protocol["epochs"] + 1):
+        _train_epoch(group, run)
+        if epoch in checkpoints:
+            _evaluation_point(group, run, result, epoch)
+        if progress is not None:
+            progress.update(1)
+    _select_epoch(result, protocol["select"])
     result.seconds = time.perf_counter() - start_time
     return result
 
@@ -260,20 +317,12 @@ def select_lr(results: list[RunResult], rule: str) -> int:
 
 
 def train_group(
-    protocol: dict,
-    lrs: list[float],
-    seed: int,
-    train: Split,
-    test: Split,
-    val: Split | None,
-    shape: tuple[int, int, int],
-    num_classes: int,
-    show_progress: bool = True,
-    teachers: torch.nn.Module | None = None,
-    keep_state: bool = False,
-    transform: BatchTransform | None = None,
+    group: RunGroup, lrs: list[float], show_progress: bool = True
 ) -> tuple[list[RunResult], int]:
-    if protocol["select"] == "val" and val is None:
+    """Every run of the group, one per LR, and the index of the selected LR. Only the
+    selected run keeps its weights (with `keep_state`)."""
+    protocol = group.protocol
+    if protocol["select"] == "val" and group.val is None:
         raise ValueError("select: val needs a validation split (dataset val_fraction > 0)")
     total = len(lrs) * protocol["epochs"]
     # In a job's log file (not a terminal) a bar redrawn every few ms is just noise.
@@ -284,20 +333,7 @@ def train_group(
         results = []
         for lr in lrs:
             bar.set_postfix(lr=lr)
-            result = train_one(
-                protocol,
-                lr,
-                seed,
-                train,
-                test,
-                val,
-                shape,
-                num_classes,
-                bar,
-                teachers=teachers,
-                keep_state=keep_state,
-                transform=transform,
-            )
+            result = train_one(group, lr, bar)
             log.info(
                 "lr %g: acc %.4f at epoch %d (%.1fs)",
                 lr,

@@ -4,6 +4,7 @@ normalised batches, seeded, size-keeping, one deterministic test list for all te
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from ddrank_steps.artifacts import DatasetMeta
-from ddrank_steps.engine import Split, train_one
+from ddrank_steps.engine import RunGroup, Split, train_one
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.plan import build_plan, protocol_key, run_protocol
 from ddrank_steps.transforms.batches import BatchTransform, protocol_transforms
@@ -264,11 +265,12 @@ def test_every_training_batch_is_transformed_before_the_model_and_a_seed_repeats
 
     p = tiny_protocol("fixed", lr=0.05, lr_grid=None, epochs=2, batch_size=4, test_interval=1)
     train, test = toy_split(8, 0), toy_split(6, 1)
-    first = train_one(p, 0.05, 3, train, test, None, (3, 8, 8), 3, transform=spy)
+    group = RunGroup(p, 3, train, test, None, (3, 8, 8), num_classes=3)
+    first = train_one(replace(group, transform=spy), 0.05)
     assert len(seen) == 2 * 2 and all(s.shape == (4, 3, 8, 8) for s in seen)
-    again = train_one(p, 0.05, 3, train, test, None, (3, 8, 8), 3, transform=t)
+    again = train_one(replace(group, transform=t), 0.05)
     assert again.curve == first.curve
-    plain = train_one(p, 0.05, 3, train, test, None, (3, 8, 8), 3)
+    plain = train_one(group, 0.05)
     assert plain.curve != first.curve
 
 
@@ -290,7 +292,8 @@ def test_mode_m_teachers_label_the_transformed_images(monkeypatch):
     flip = BatchTransform([item("RandomHorizontalFlip", p=1.0)], meta(), "train_transforms")
     train = toy_split(8, 0)
     test = toy_split(3, 1)
-    train_one(p, 0.01, 0, train, test, None, (3, 8, 8), 3, teachers=Teacher(), transform=flip)
+    group = RunGroup(p, 0, train, test, None, (3, 8, 8), 3, teachers=Teacher(), transform=flip)
+    train_one(group, 0.01)
     got = sorted(map(tuple, seen[0].flatten(1).tolist()))
     want = sorted(map(tuple, train.images.flip(-1).flatten(1).tolist()))
     assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-6)

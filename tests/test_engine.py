@@ -39,7 +39,8 @@ TEST = toy_split(4, seed=1)
 
 
 def group(p: dict, seed: int = 0):
-    return engine.train_group(p, p["lr_grid"], seed, TRAIN, TEST, None, SHAPE, 2, False)
+    runs = engine.RunGroup(p, seed, TRAIN, TEST, None, SHAPE, num_classes=2)
+    return engine.train_group(runs, p["lr_grid"], show_progress=False)
 
 
 def curves(results: list[RunResult]) -> list[list[dict]]:

@@ -15,7 +15,7 @@ from helpers import dry_run, tiny_protocol
 from snakemake.utils import validate
 
 from ddrank_steps import engine
-from ddrank_steps.engine import LabelRecipe, Split, train_one
+from ddrank_steps.engine import LabelRecipe, RunGroup, Split, train_one
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.losses import kl_loss, make_soft_loss, mse_gt_loss, resolve_kwargs, sce_loss
 from ddrank_steps.models import build_model
@@ -183,7 +183,8 @@ def test_mode_m_teachers_label_the_augmented_batch(monkeypatch):
     monkeypatch.setattr(engine, "build_augmentation", plus_one)
     train, test = toy_data()
     spy = SpyTeacher()
-    train_one(soft_protocol("M", "plus-one"), 0.01, 0, train, test, None, SHAPE, 3, teachers=spy)
+    p = soft_protocol("M", "plus-one")
+    train_one(RunGroup(p, 0, train, test, None, SHAPE, 3, teachers=spy), 0.01)
     assert len(spy.seen) == 2 * 2  # 2 epochs × 2 batches of 4
     seen = torch.cat(spy.seen[:2])  # first epoch: every image once, augmented
     expected = train.images + 1.0
@@ -206,7 +207,7 @@ def test_mode_s_trains_against_the_stored_labels(monkeypatch):
     monkeypatch.setattr(engine, "make_soft_loss", spy_factory)
     train, test = toy_data()
     train.soft = torch.randn(len(train.labels), 3)
-    train_one(soft_protocol("S"), 0.01, 0, train, test, None, SHAPE, 3)
+    train_one(RunGroup(soft_protocol("S"), 0, train, test, None, SHAPE, 3), 0.01)
     targets = torch.cat(seen[:2])
     assert sorted(map(tuple, targets.tolist())) == sorted(map(tuple, train.soft.tolist()))
 
@@ -214,7 +215,7 @@ def test_mode_s_trains_against_the_stored_labels(monkeypatch):
 def test_mode_s_without_soft_labels_is_refused():
     train, test = toy_data()
     with pytest.raises(ValueError, match="mode S need"):
-        train_one(soft_protocol("S"), 0.01, 0, train, test, None, SHAPE, 3)
+        train_one(RunGroup(soft_protocol("S"), 0, train, test, None, SHAPE, 3), 0.01)
 
 
 def test_mixed_batch_mixes_soft_targets_with_lambda():
@@ -263,7 +264,7 @@ def test_teacher_found_under_teacher_dir_is_used_as_a_file(config, tmp_path):
         {"model": "ConvNet-3", "model_options": {"width": 32}, "source": "file", "path": str(path)}
     ]
     key = syn_soft["key"]
-    assert plan.train_label_inputs("digits", "syn-kmeans", key, 0) == {"teachers": [str(path)]}
+    assert plan.label_inputs("digits", "syn-kmeans", key, 0) == {"teachers": [str(path)]}
 
 
 def test_trained_teacher_is_the_real_hard_checkpoint_of_the_same_seed(config):
@@ -271,7 +272,7 @@ def test_trained_teacher_is_the_real_hard_checkpoint_of_the_same_seed(config):
     spec = scores(plan, "kmeans", "lrs_soft")
     real_json = spec["rounds"][2]["terms"]["real-hard"]
     syn_key = spec["protocols"]["syn-any"]["key"]
-    inputs = plan.train_label_inputs("digits", "syn-kmeans", syn_key, spec["rounds"][2]["seed"])
+    inputs = plan.label_inputs("digits", "syn-kmeans", syn_key, spec["rounds"][2]["seed"])
     assert inputs == {"teachers": [real_json.replace(".json", ".pt")]}
 
 
@@ -332,13 +333,13 @@ def test_mode_s_plans_soft_label_stages_unless_the_method_gives_its_own(config):
     config["methods"]["kmeans"]["soft_labels"] = "kmeans_soft.pt"
     plan = build_plan(config)
     rdm_key = scores(plan, "kmeans", "lrs_soft")["protocols"]["rdm-any"]["key"]
-    rdm_inputs = plan.train_label_inputs("digits", "rdm-ipc10", rdm_key, 1)
+    rdm_inputs = plan.label_inputs("digits", "rdm-ipc10", rdm_key, 1)
     assert list(rdm_inputs) == ["soft_labels"]
     assert rdm_inputs["soft_labels"].startswith("results/soft_labels/digits/rdm-ipc10/")
     assert rdm_inputs["soft_labels"].endswith("/seed1.pt")
     syn = scores(plan, "kmeans", "lrs_soft")["protocols"]["syn-any"]
     assert syn["soft_source"] == "set" and "teachers" not in syn
-    assert plan.train_label_inputs("digits", "syn-kmeans", syn["key"], 1) == {}
+    assert plan.label_inputs("digits", "syn-kmeans", syn["key"], 1) == {}
     other = scores(plan, "herding", "lrs_soft")["protocols"]["syn-any"]
     assert other["soft_source"] == "teachers"
 

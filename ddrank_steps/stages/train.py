@@ -21,7 +21,7 @@ import torch
 
 from ddrank_steps import cli, distributed
 from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
-from ddrank_steps.engine import Split, resolve_device, train_group
+from ddrank_steps.engine import RunGroup, Split, resolve_device, train_group
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.io import write_json
 from ddrank_steps.teachers import Ensemble, load_teacher, save_checkpoint
@@ -134,20 +134,19 @@ def run(args: argparse.Namespace) -> None:
         len(lrs),
         args.seed,
     )
-    results, best = train_group(
-        protocol,
-        lrs,
-        args.seed,
-        to_device(train),
-        to_device(test),
-        to_device(val),
-        shape,
-        meta.num_classes,
+    group = RunGroup(
+        protocol=protocol,
+        seed=args.seed,
+        train=to_device(train),
+        test=to_device(test),
+        val=to_device(val),
+        shape=shape,
+        num_classes=meta.num_classes,
         teachers=teachers,
-        keep_state=bool(args.checkpoint),
-        show_progress=rank == 0,
         transform=train_transform,
+        keep_state=bool(args.checkpoint),
     )
+    results, best = train_group(group, lrs, show_progress=rank == 0)
     chosen = results[best]
     if rank:
         return
