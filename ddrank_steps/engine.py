@@ -18,10 +18,11 @@ Selection (`select`):
 Ties go to the earlier epoch and to the earlier LR of the grid (the reference's
 strict `>`).
 
-Labels (`labels` in the protocol): `hard` trains with cross-entropy; `soft` with a
-soft-label loss against teacher logits, either stored per image (mode S, `Split.soft`)
-or recomputed by the teachers on every augmented batch (mode M), in eval mode and
-without gradients. A mixed batch (Mixup/Cutmix) mixes the targets with the same λ; in
+Labels (the run protocol's `label_source`, decided by the planner, see `label_targets`):
+`none` trains with cross-entropy; the others with a soft-label loss against teacher
+logits, either stored per image (mode S: `teacher_logits` or `set`, in `Split.soft`) or
+recomputed by the teachers on every augmented batch (mode M: `teachers`), in eval mode
+and without gradients. A mixed batch (Mixup/Cutmix) mixes the targets with the same λ; in
 mode M the teachers label the mixed images themselves.
 
 A protocol's `train_transforms` arrive as the group's `transform`: applied to every
@@ -51,6 +52,7 @@ from tqdm import tqdm
 
 from ddrank_steps import distributed, streaming
 from ddrank_steps.augment import build_augmentation, mixed_loss
+from ddrank_steps.label_targets import HARD, STORED, TEACHERS, label_source
 from ddrank_steps.losses import make_soft_loss
 from ddrank_steps.models import build_model
 from ddrank_steps.optim import make_optimizer, make_scheduler
@@ -112,24 +114,30 @@ def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 1000) -> fl
 
 
 class LabelRecipe:
-    """Turns a batch's model output into its loss, under the protocol's label recipe."""
+    """Turns a batch's model output into its loss, under the run's label source
+    (`label_targets`): hard labels, stored per-image logits (mode S, `Split.soft`), or the
+    teachers' logits of the batch itself (mode M)."""
 
     def __init__(self, protocol: dict, teachers: torch.nn.Module | None):
-        self.kind = protocol.get("labels", "hard")
-        self.mode = protocol.get("soft_label_mode")
+        self.source = label_source(protocol)
         self.teachers = teachers
         self.soft_loss = None
-        if self.kind == "soft":
+        if self.source != HARD:
             self.soft_loss = make_soft_loss(
                 protocol["soft_label_criterion"], protocol.get("loss_fn_kwargs")
             )
-            if self.mode == "M" and teachers is None:
-                raise ValueError("soft labels in mode M need teachers")
+        if self.source == TEACHERS and teachers is None:
+            raise ValueError("soft labels in mode M need teachers")
+
+    @property
+    def stored(self) -> bool:
+        """Whether the targets are per-image logits stored with the set (mode S)."""
+        return self.source in STORED
 
     def loss(self, out, images, labels, soft, mix) -> torch.Tensor:
-        if self.kind == "hard":
+        if self.source == HARD:
             return mixed_loss(F.cross_entropy, out, labels, mix)
-        if self.mode == "M":
+        if self.source == TEACHERS:
             targets = self.teachers(images)  # the augmented (and mixed) images themselves
             return mixed_loss(lambda o, y: self.soft_loss(o, targets, y), out, labels, mix)
         return mixed_loss(lambda o, t: self.soft_loss(o, t[0], t[1]), out, (soft, labels), mix)
@@ -208,7 +216,7 @@ def _start_run(group: RunGroup, lr: float) -> _Run:
     scheduler = make_scheduler(protocol, optimizer)
     augment = build_augmentation(protocol.get("augmentation"), protocol.get("aug_params"))
     recipe = LabelRecipe(protocol, group.teachers)
-    if recipe.kind == "soft" and recipe.mode == "S" and group.train.soft is None:
+    if recipe.stored and group.train.soft is None:
         raise ValueError("soft labels in mode S need per-image soft labels")
     rank, world = distributed.rank_world()
     net = distributed.wrap(model, device) if world > 1 else model

@@ -9,12 +9,16 @@ architecture or class count fails with the key or shape that does not fit.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ddrank_steps.errors import InputError
 from ddrank_steps.models import build_model
+
+if TYPE_CHECKING:
+    from ddrank_steps.artifacts import DatasetMeta
 
 _PREFIXES = ("module.", "_orig_mod.")
 
@@ -95,6 +99,34 @@ class Ensemble(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([t(x) for t in self.teachers]).mean(0)
+
+
+def load_ensemble(
+    specs: list[dict], paths: list[str], meta: DatasetMeta, device: torch.device
+) -> Ensemble:
+    """The ensemble of one checkpoint per teacher spec (`model`, `model_options`), for
+    the images of the dataset `meta` describes."""
+    shape = (meta.height, meta.width)
+    nets = [
+        load_teacher(
+            path, t["model"], t["model_options"], meta.num_classes, meta.channels, shape, device
+        )
+        for t, path in zip(specs, paths, strict=True)
+    ]
+    return Ensemble(nets)
+
+
+@torch.no_grad()
+def ensemble_logits(
+    images: torch.Tensor, teachers: Ensemble, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """The ensemble's logits of every image, computed `batch_size` images at a time on
+    `device` and returned as float on the CPU."""
+    out = [
+        teachers(images[i : i + batch_size].to(device)).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out)
 
 
 def save_checkpoint(path: str, state_dict: dict, arch: dict, info: dict) -> None:

@@ -17,6 +17,7 @@ from snakemake.utils import validate
 from ddrank_steps import engine
 from ddrank_steps.engine import LabelRecipe, RunGroup, Split, train_one
 from ddrank_steps.errors import ConfigError, InputError
+from ddrank_steps.label_targets import soft_targets
 from ddrank_steps.losses import kl_loss, make_soft_loss, mse_gt_loss, resolve_kwargs, sce_loss
 from ddrank_steps.models import build_model
 from ddrank_steps.plan import build_plan
@@ -229,6 +230,35 @@ def test_mixed_batch_mixes_soft_targets_with_lambda():
     got = recipe.loss(out, None, labels, soft, mix)
     want = 0.3 * kl_loss(out, soft, 1.0) + 0.7 * kl_loss(out, soft[mix.perm], 1.0)
     assert got.item() == pytest.approx(want.item(), abs=1e-6)
+
+
+def test_a_run_protocol_without_a_label_source_is_refused():
+    p = soft_protocol("S")
+    del p["label_source"]
+    with pytest.raises(ConfigError, match="no label_source"):
+        LabelRecipe(p, None)
+
+
+def test_an_unknown_label_source_is_refused():
+    with pytest.raises(ConfigError, match="label_source 'logits' is unknown"):
+        LabelRecipe({**soft_protocol("S"), "label_source": "logits"}, None)
+
+
+def test_stored_targets_follow_the_label_source(tmp_path):
+    logits = torch.randn(4, 3)
+    torch.save({"soft_labels": logits}, tmp_path / "soft.pt")
+    from_file = {**soft_protocol("S"), "label_source": "teacher_logits"}
+    got = soft_targets(from_file, None, 4, 3, "set.pt", str(tmp_path / "soft.pt"))
+    assert torch.equal(got, logits)
+    with pytest.raises(ConfigError, match="needs --soft-labels"):
+        soft_targets(from_file, None, 4, 3, "set.pt", None)
+    with pytest.raises(InputError, match=r"expected \(5, 3\)"):
+        soft_targets(from_file, None, 5, 3, "set.pt", str(tmp_path / "soft.pt"))
+    in_set = soft_protocol("S")  # label_source "set"
+    assert torch.equal(soft_targets(in_set, {"soft_labels": logits}, 4, 3, "set.pt", None), logits)
+    with pytest.raises(InputError, match=r"set\.pt: field 'soft_labels': missing"):
+        soft_targets(in_set, {}, 4, 3, "set.pt", None)
+    assert soft_targets(soft_protocol("M"), None, 4, 3, "set.pt", None) is None
 
 
 # --- the plan: teachers, terms and sharing ---------------------------------------------------

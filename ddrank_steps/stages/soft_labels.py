@@ -16,18 +16,9 @@ from ddrank_steps import cli
 from ddrank_steps.artifacts import DatasetMeta, load_set
 from ddrank_steps.engine import resolve_device
 from ddrank_steps.io import save_torch
-from ddrank_steps.teachers import Ensemble, load_teacher
+from ddrank_steps.teachers import ensemble_logits, load_ensemble
 
 log = logging.getLogger("ddrank.soft_labels")
-
-
-@torch.no_grad()
-def label(images: torch.Tensor, teachers: Ensemble, batch_size: int, device) -> torch.Tensor:
-    out = [
-        teachers(images[i : i + batch_size].to(device)).float().cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -37,15 +28,9 @@ def main(args: argparse.Namespace) -> None:
     specs = args.teachers
     if len(specs) != len(args.teacher):
         raise ValueError(f"{len(specs)} teacher specs but {len(args.teacher)} checkpoints")
-    shape = (meta.height, meta.width)
-    nets = [
-        load_teacher(
-            path, t["model"], t["model_options"], meta.num_classes, meta.channels, shape, device
-        )
-        for t, path in zip(specs, args.teacher, strict=True)
-    ]
+    teachers = load_ensemble(specs, args.teacher, meta, device)
     blob = load_set(args.set)
-    logits = label(blob["images"], Ensemble(nets), args.batch_size, device)
+    logits = ensemble_logits(blob["images"], teachers, args.batch_size, device)
     agree = (logits.argmax(1) == blob["labels"]).float().mean().item()
     info = {"set": args.set, "teachers": specs, "checkpoints": args.teacher, "agreement": agree}
     save_torch(args.out, {"soft_labels": logits, "info": info})

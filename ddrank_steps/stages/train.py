@@ -24,7 +24,8 @@ from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
 from ddrank_steps.engine import RunGroup, Split, resolve_device, train_group
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.io import write_json
-from ddrank_steps.teachers import Ensemble, load_teacher, save_checkpoint
+from ddrank_steps.label_targets import soft_targets, teacher_ensemble
+from ddrank_steps.teachers import save_checkpoint
 from ddrank_steps.transforms.batches import protocol_transforms
 from ddrank_steps.versions import software_versions
 
@@ -42,36 +43,6 @@ def learning_rates(protocol: dict, set_blob: dict | None, set_path: str) -> list
             raise InputError(set_path, "lr", "the protocol asks for the method's lr, but none")
         return [float(set_blob["lr"])]
     raise ConfigError(f"lr_source '{source}' is unknown")
-
-
-def soft_targets(protocol: dict, set_blob: dict | None, args) -> torch.Tensor | None:
-    """Per-image teacher logits for mode S, checked against the set."""
-    if protocol.get("labels") != "soft" or protocol.get("soft_label_mode") != "S":
-        return None
-    if protocol.get("soft_source") == "set":
-        if set_blob is None or set_blob.get("soft_labels") is None:
-            raise InputError(args.set, "soft_labels", "missing", "give the method's labels")
-        return set_blob["soft_labels"].float()
-    if not args.soft_labels:
-        raise ConfigError("mode S with teacher labels needs --soft-labels")
-    blob = torch.load(args.soft_labels, map_location="cpu", weights_only=True)
-    return blob["soft_labels"].float()
-
-
-def teacher_ensemble(protocol: dict, paths: list[str], meta: DatasetMeta, device):
-    if protocol.get("labels") != "soft" or protocol.get("soft_label_mode") != "M":
-        return None
-    specs = protocol["teachers"]
-    if len(paths) != len(specs):
-        raise ConfigError(f"{len(specs)} teachers in the protocol but {len(paths)} --teacher")
-    shape = (meta.height, meta.width)
-    nets = [
-        load_teacher(
-            path, t["model"], t["model_options"], meta.num_classes, meta.channels, shape, device
-        )
-        for t, path in zip(specs, paths, strict=True)
-    ]
-    return Ensemble(nets)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -109,14 +80,9 @@ def run(args: argparse.Namespace) -> None:
         set_blob = load_set(args.set)
         train = Split(set_blob["images"], set_blob["labels"])
         set_info = set_blob.get("info", {})
-    train.soft = soft_targets(protocol, set_blob, args)
-    if train.soft is not None and train.soft.shape != (len(train.labels), meta.num_classes):
-        raise InputError(
-            args.soft_labels or args.set,
-            "soft_labels",
-            f"shape {tuple(train.soft.shape)} for {len(train.labels)} images",
-            f"expected ({len(train.labels)}, {meta.num_classes})",
-        )
+    train.soft = soft_targets(
+        protocol, set_blob, len(train.labels), meta.num_classes, args.set, args.soft_labels
+    )
     lrs = learning_rates(protocol, set_blob, args.set)
     teachers = teacher_ensemble(protocol, args.teacher, meta, device)
 
