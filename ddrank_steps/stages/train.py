@@ -3,10 +3,11 @@
 Writes a JSON with the accuracy curve of every LR, the selected LR and accuracy,
 the protocol, seed, device and software versions. The set is a set file (rdm,
 reference or syn set) or, with `--real`, the train split of the prepared dataset.
-Soft labels come from `--soft-labels` (mode S, made by the soft_labels stage) or the
-set file itself (a syn set given with soft labels); mode M loads `--teacher`
-checkpoints, one per entry of the protocol's `teachers`. `--checkpoint` saves the
-selected model's weights (the real-hard runs do, so they can serve as teachers).
+The protocol's `label_source` says where soft labels come from (`label_targets`):
+`--soft-labels` (mode S, made by the soft_labels stage), the set file itself (a syn set
+given with soft labels), or, in mode M, `--teacher` checkpoints, one per entry of the
+protocol's `teachers`. `--checkpoint` saves the selected model's weights (the real-hard
+runs do, so they can serve as teachers).
 A streamed dataset (too large to cache) is read by `--workers` DataLoader processes.
 The protocol's `train_transforms` go to the engine; its `test_transforms` are applied to
 the test and val splits here (`transforms.batches`).
@@ -21,12 +22,12 @@ import torch
 
 from ddrank_steps import cli, distributed
 from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
-from ddrank_steps.engine import RunGroup, Split, resolve_device, train_group
+from ddrank_steps.engine import RunGroup, RunResult, Split, resolve_device, train_group
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.io import write_json
 from ddrank_steps.label_targets import soft_targets, teacher_ensemble
 from ddrank_steps.teachers import save_checkpoint
-from ddrank_steps.transforms.batches import protocol_transforms
+from ddrank_steps.transforms.batches import BatchTransform, protocol_transforms
 from ddrank_steps.versions import software_versions
 
 log = logging.getLogger("ddrank.train")
@@ -54,44 +55,14 @@ def main(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> None:
     protocol = args.protocol
-    torch.set_num_threads(args.threads)
-    device = distributed.init_from_env(resolve_device(args.device))
-    rank, world = distributed.rank_world()
-    distributed.check_batch(protocol["batch_size"], world)
-    if rank:  # one log and one set of outputs: rank 0's
-        logging.getLogger("ddrank").setLevel(logging.WARNING)
+    device, rank, world = start_processes(args)
     meta = DatasetMeta.load(args.meta)
-    shape = (meta.channels, meta.height, meta.width)
-
     # built first: a bad list is reported before any data is read
     train_transform, test_transform = protocol_transforms(protocol, meta)
-    test = Split(*load_split(args.data, "test", meta, args.workers))
-    val_pair = load_split(args.data, "val", meta, args.workers)
-    val = Split(*val_pair) if val_pair is not None else None
-    if test_transform is not None:  # the same test images for every term of a score
-        for split in (test, val):
-            if split is not None:
-                split.images = test_transform.apply_to_split(split.images)
-    if args.real:
-        set_blob = None
-        train = Split(*load_split(args.data, "train", meta, args.workers))
-        set_info = {"kind": "real", "dataset": meta.name, "split": "train"}
-    else:
-        set_blob = load_set(args.set)
-        train = Split(set_blob["images"], set_blob["labels"])
-        set_info = set_blob.get("info", {})
-    train.soft = soft_targets(
-        protocol, set_blob, len(train.labels), meta.num_classes, args.set, args.soft_labels
-    )
+    test, val = load_eval_splits(args, meta, test_transform)
+    train, set_blob, set_info = load_training_set(args, meta)
     lrs = learning_rates(protocol, set_blob, args.set)
     teachers = teacher_ensemble(protocol, args.teacher, meta, device)
-
-    def to_device(split: Split | None) -> Split | None:
-        if split is None:
-            return None
-        soft = split.soft.to(device) if split.soft is not None else None
-        return Split(split.images.to(device), split.labels.to(device), soft)
-
     log.info(
         "training %s (%d images) on %s, %d LR(s), seed %d",
         args.set,
@@ -103,55 +74,123 @@ def run(args: argparse.Namespace) -> None:
     group = RunGroup(
         protocol=protocol,
         seed=args.seed,
-        train=to_device(train),
-        test=to_device(test),
-        val=to_device(val),
-        shape=shape,
+        train=on_device(train, device),
+        test=on_device(test, device),
+        val=on_device(val, device),
+        shape=(meta.channels, meta.height, meta.width),
         num_classes=meta.num_classes,
         teachers=teachers,
         transform=train_transform,
         keep_state=bool(args.checkpoint),
     )
     results, best = train_group(group, lrs, show_progress=rank == 0)
-    chosen = results[best]
-    if rank:
+    if rank:  # one set of outputs: rank 0's
         return
+    chosen = results[best]
     if args.checkpoint:
-        arch = {"model": protocol["model"], "model_options": protocol.get("model_options") or {}}
-        info = {"seed": args.seed, "lr": chosen.lr, "epoch": chosen.selected_epoch}
-        save_checkpoint(args.checkpoint, chosen.state, arch, {**info, "acc": chosen.acc})
-    write_json(
-        args.out,
-        {
-            "set": args.set,
-            "set_info": set_info,
-            "dataset": meta.name,
-            # the space every set of this run was normalised in (a syn set must match it)
-            "data": {
-                "mean": meta.mean,
-                "std": meta.std,
-                "shape": list(shape),
-                "storage": meta.storage,
-                "zca": {"eps": meta.zca_eps, "input": meta.zca_input} if meta.zca else None,
-            },
-            "seed": args.seed,
-            "protocol": protocol,
-            "protocol_key": args.protocol_key,
-            "select": protocol["select"],
-            "runs": [r.to_dict() for r in results],
-            "selected": {
-                "lr": chosen.lr,
-                "acc": chosen.acc,
-                "val_acc": chosen.val_acc,
-                "epoch": chosen.selected_epoch,
-            },
-            "device": str(device),
-            "processes": world,
-            "threads": args.threads,
-            "versions": software_versions(),
-        },
-    )
+        save_selected(args.checkpoint, protocol, args.seed, chosen)
+    write_json(args.out, run_record(args, meta, set_info, results, best, device, world))
     log.info("selected lr %g: test accuracy %.4f", chosen.lr, chosen.acc)
+
+
+def start_processes(args: argparse.Namespace) -> tuple[torch.device, int, int]:
+    """Threads, the device and, under torchrun, the process group: (device, rank, world)."""
+    torch.set_num_threads(args.threads)
+    device = distributed.init_from_env(resolve_device(args.device))
+    rank, world = distributed.rank_world()
+    distributed.check_batch(args.protocol["batch_size"], world)
+    if rank:  # one log and one set of outputs: rank 0's
+        logging.getLogger("ddrank").setLevel(logging.WARNING)
+    return device, rank, world
+
+
+def load_eval_splits(
+    args: argparse.Namespace, meta: DatasetMeta, test_transform: BatchTransform | None
+) -> tuple[Split, Split | None]:
+    """The dataset's test split and its val split (None without one), with the
+    protocol's test_transforms applied."""
+    test = Split(*load_split(args.data, "test", meta, args.workers))
+    val_pair = load_split(args.data, "val", meta, args.workers)
+    val = Split(*val_pair) if val_pair is not None else None
+    if test_transform is not None:  # the same test images for every term of a score
+        for split in (test, val):
+            if split is not None:
+                split.images = test_transform.apply_to_split(split.images)
+    return test, val
+
+
+def load_training_set(
+    args: argparse.Namespace, meta: DatasetMeta
+) -> tuple[Split, dict | None, dict]:
+    """The set to train on, with its mode-S soft labels; its set file's contents (None
+    for the real train split) and its info, recorded in the run file."""
+    if args.real:
+        set_blob = None
+        train = Split(*load_split(args.data, "train", meta, args.workers))
+        set_info = {"kind": "real", "dataset": meta.name, "split": "train"}
+    else:
+        set_blob = load_set(args.set)
+        train = Split(set_blob["images"], set_blob["labels"])
+        set_info = set_blob.get("info", {})
+    train.soft = soft_targets(
+        args.protocol, set_blob, len(train.labels), meta.num_classes, args.set, args.soft_labels
+    )
+    return train, set_blob, set_info
+
+
+def on_device(split: Split | None, device: torch.device) -> Split | None:
+    if split is None:
+        return None
+    soft = split.soft.to(device) if split.soft is not None else None
+    return Split(split.images.to(device), split.labels.to(device), soft)
+
+
+def save_selected(path: str, protocol: dict, seed: int, chosen: RunResult) -> None:
+    """The selected run's weights, with the architecture that loads them as a teacher."""
+    arch = {"model": protocol["model"], "model_options": protocol.get("model_options") or {}}
+    info = {"seed": seed, "lr": chosen.lr, "epoch": chosen.selected_epoch}
+    save_checkpoint(path, chosen.state, arch, {**info, "acc": chosen.acc})
+
+
+def run_record(
+    args: argparse.Namespace,
+    meta: DatasetMeta,
+    set_info: dict,
+    results: list[RunResult],
+    best: int,
+    device: torch.device,
+    world: int,
+) -> dict:
+    """The run file: every LR's curve, the selection, and what the runs depended on."""
+    protocol, chosen = args.protocol, results[best]
+    return {
+        "set": args.set,
+        "set_info": set_info,
+        "dataset": meta.name,
+        # the space every set of this run was normalised in (a syn set must match it)
+        "data": {
+            "mean": meta.mean,
+            "std": meta.std,
+            "shape": [meta.channels, meta.height, meta.width],
+            "storage": meta.storage,
+            "zca": {"eps": meta.zca_eps, "input": meta.zca_input} if meta.zca else None,
+        },
+        "seed": args.seed,
+        "protocol": protocol,
+        "protocol_key": args.protocol_key,
+        "select": protocol["select"],
+        "runs": [r.to_dict() for r in results],
+        "selected": {
+            "lr": chosen.lr,
+            "acc": chosen.acc,
+            "val_acc": chosen.val_acc,
+            "epoch": chosen.selected_epoch,
+        },
+        "device": str(device),
+        "processes": world,
+        "threads": args.threads,
+        "versions": software_versions(),
+    }
 
 
 def parser() -> argparse.ArgumentParser:
