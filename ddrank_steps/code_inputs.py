@@ -1,30 +1,86 @@
 """The package files a job runs, declared as its inputs so that a code change reruns
 exactly the jobs that run the changed code.
 
-Read by the workflow while it builds the DAG, so plain Python (no torch).
+Read by the workflow while it builds the DAG, once per job: plain Python (no torch), and
+each module's import walk is done once per process.
+
+The model families and the batch augmentations are imported on first use (through
+importlib, which the walk does not follow), so a stage's own sources name none of them; the
+functions for jobs that build a model or augment add the ones their protocol names.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
+
+from ddrank_steps.models import family_module
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def stage_sources(stage: str) -> list[str]:
-    """The files the stage `ddrank_steps.stages.<stage>` runs."""
+    """The files the stage `ddrank_steps.stages.<stage>` runs (without any model family
+    or augmentation module: see train_sources and soft_labels_sources)."""
     return module_sources(f"ddrank_steps.stages.{stage}")
 
 
 def train_sources(run_protocol: dict) -> list[str]:
-    """The files a training job runs for its run protocol."""
-    return stage_sources("train")
+    """The files a training job runs for its run protocol: the train stage, the family of
+    its model and of each of its teachers' models, and its batch augmentation."""
+    teachers = run_protocol.get("teachers") or []
+    modules = [
+        "ddrank_steps.stages.train",
+        *_model_modules([run_protocol["model"], *(t["model"] for t in teachers)]),
+        *_augmentation_modules(run_protocol.get("augmentation")),
+    ]
+    return _sources(modules)
+
+
+def soft_labels_sources(teachers: list[dict]) -> list[str]:
+    """The files a soft_labels job runs for its teachers (dicts with `model`): the stage
+    and the family of each teacher's model."""
+    modules = ["ddrank_steps.stages.soft_labels", *_model_modules(t["model"] for t in teachers)]
+    return _sources(modules)
 
 
 def module_sources(module: str) -> list[str]:
     """The package files a stage's module runs: itself and every ddrank_steps module it
     imports, transitively. Rules list them as inputs so a code change reruns its jobs."""
+    return list(_module_sources(module))
+
+
+def _sources(modules: list[str]) -> list[str]:
+    return sorted({path for module in modules for path in _module_sources(module)})
+
+
+def _model_modules(models) -> list[str]:
+    # None for a name of no built-in family: the planner has rejected it already.
+    return [m for m in (family_module(name) for name in models) if m is not None]
+
+
+def _augmentation_modules(name: object) -> list[str]:
+    where = _augmentation_classes().get(name.lower()) if isinstance(name, str) else None
+    return [] if where is None else [f"ddrank_steps.augment.{where[0]}"]
+
+
+@functools.cache
+def _augmentation_classes() -> dict[str, tuple[str, str]]:
+    """augment.AUGMENTATION_CLASSES (name -> (module, class)), read from the source: the
+    augment package imports torch, which the DAG build must not."""
+    path = PACKAGE_DIR / "augment" / "__init__.py"
+    for node in ast.parse(path.read_text()).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id == "AUGMENTATION_CLASSES":
+            return ast.literal_eval(node.value)
+    raise RuntimeError(f"{path} defines no AUGMENTATION_CLASSES literal")
+
+
+@functools.cache
+def _module_sources(module: str) -> tuple[str, ...]:
     seen: set[Path] = set()
     todo = [module]
     while todo:
@@ -46,4 +102,4 @@ def module_sources(module: str) -> list[str]:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 todo.append(node.module)
                 todo.extend(f"{node.module}.{alias.name}" for alias in node.names)
-    return sorted(str(p) for p in seen)
+    return tuple(sorted(str(p) for p in seen))

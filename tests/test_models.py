@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.models import ModelSpec, build_model, check_model_options, parse_model_name
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_convnet_without_suffix_defaults_to_instancenorm():
@@ -31,6 +38,44 @@ def test_norm_suffix_maps_to_its_norm(suffix, norm):
 def test_unknown_family_lists_the_known_families():
     with pytest.raises(ConfigError, match=r"unknown model 'ResNt-18'.*family 'ResNt'.*ConvNet"):
         parse_model_name("ResNt-18")
+
+
+def in_fresh_process(code: str) -> None:
+    """Run `code` in a new interpreter, where no model family is loaded yet."""
+    subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True, cwd=REPO)
+
+
+def test_the_families_load_only_when_a_name_of_theirs_is_used():
+    # torch-free to import; a ConvNet name loads convnet (and torch), and no other family
+    in_fresh_process(
+        """
+        import sys
+        import ddrank_steps.models as m
+        assert "torch" not in sys.modules and not m.FAMILIES
+        m.check_model_options("ConvNet-3", {"width": 8})
+        loaded = sorted(k for k in sys.modules if k.startswith("ddrank_steps.models."))
+        assert loaded == ["ddrank_steps.models.convnet", "ddrank_steps.models.layers"], loaded
+        assert sorted(m.FAMILIES) == ["ConvNet"]
+        """
+    )
+
+
+def test_an_unknown_family_lists_every_family_before_any_is_loaded():
+    in_fresh_process(
+        """
+        import sys
+        from ddrank_steps.errors import ConfigError
+        from ddrank_steps.models import available_models, parse_model_name
+        try:
+            parse_model_name("Resnet-18")
+        except ConfigError as exc:
+            message = str(exc)
+        known = ["AlexNet", "ConvNet", "LeNet", "MLP", "ResNet", "VGG", "torchvision:<name>"]
+        assert f"is not one of {known}; did you mean ['ResNet']?" in message, message
+        assert available_models() == known
+        assert "torch" not in sys.modules
+        """
+    )
 
 
 def test_non_integer_depth_is_rejected():

@@ -10,7 +10,6 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from ddrank_steps.code_inputs import module_sources
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.plan import build_plan, protocol_key, run_protocol
 
@@ -280,24 +279,6 @@ def test_validate_rejects_a_bad_enum_value_naming_the_key():
         validate(config, SCHEMA)
     assert "'worst' is not one of" in str(info.value)
     assert "['select']" in str(info.value)
-
-
-# --- code inputs -----------------------------------------------------------------------------
-
-
-def test_module_sources_of_train_follow_its_imports():
-    sources = {
-        Path(p).relative_to(REPO / "ddrank_steps").as_posix()
-        for p in module_sources("ddrank_steps.stages.train")
-    }
-    assert {"stages/train.py", "engine.py", "models/convnet.py", "augment/dsa.py"} <= sources
-    assert "__init__.py" in sources and "models/__init__.py" in sources
-
-
-def test_module_sources_of_train_exclude_unrelated_stages():
-    sources = {Path(p).name for p in module_sources("ddrank_steps.stages.train")}
-    assert "score.py" not in sources
-    assert "random_subset.py" not in sources
 
 
 def test_an_lr_inside_the_methods_pt_dict_counts_as_its_own(config, tmp_path):

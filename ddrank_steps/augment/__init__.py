@@ -8,24 +8,47 @@ to mix the labels to match (`mixed_loss` applies it).
 ZCA whitening is not a batch augmentation here: it is a dataset-level transform fitted once on
 the real train split (ddrank_steps/zca.py). The reference's per-batch `zca` aug re-fits on every
 batch, where the covariance of a batch much smaller than the pixel count is singular.
+
+The built-in augmentations' modules are imported on first use (`AUGMENTATION_CLASSES`,
+through importlib), so a training job's code inputs (ddrank_steps/code_inputs.py) name only
+the augmentation its protocol uses.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 
 from ddrank_steps.augment.base import BatchAugmentation, Mix, mixed_loss
-from ddrank_steps.augment.cutmix import Cutmix
-from ddrank_steps.augment.dsa import DSA
-from ddrank_steps.augment.mixup import Mixup
 from ddrank_steps.errors import ConfigError
 
 AugmentationFactory = Callable[[Mapping[str, object] | None], BatchAugmentation]
 
+# name -> (its module under ddrank_steps.augment, its class there). Plain strings (no import
+# statement names them), so the static import walk of code_inputs leaves them out of the
+# code inputs of jobs that do not use them. A literal: code_inputs reads it from this file
+# without importing the package (which imports torch).
+AUGMENTATION_CLASSES = {
+    "dsa": ("dsa", "DSA"),
+    "mixup": ("mixup", "Mixup"),
+    "cutmix": ("cutmix", "Cutmix"),
+}
+
+
+def _load_class(module: str, cls: str) -> type:
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def _lazy_factory(module: str, cls: str) -> AugmentationFactory:
+    def factory(params: Mapping[str, object] | None) -> BatchAugmentation:
+        return _load_class(module, cls)(params)
+
+    factory.__name__ = factory.__qualname__ = cls
+    return factory
+
+
 AUGMENTATIONS: dict[str, AugmentationFactory] = {
-    "dsa": DSA,
-    "mixup": Mixup,
-    "cutmix": Cutmix,
+    name: _lazy_factory(module, cls) for name, (module, cls) in AUGMENTATION_CLASSES.items()
 }
 
 # Spellings of "no augmentation".
@@ -53,6 +76,14 @@ def build_augmentation(
             )
         raise ConfigError(f"augmentation {name!r} is unknown{hint}; valid names: {valid}")
     return factory(params)
+
+
+def __getattr__(name: str):
+    # `from ddrank_steps.augment import DSA` and the like: the class, its module loaded now.
+    for module, cls in AUGMENTATION_CLASSES.values():
+        if name == cls:
+            return _load_class(module, cls)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

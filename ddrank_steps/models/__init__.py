@@ -14,11 +14,16 @@ The DC-style AlexNet, VGG and ResNet have a torchvision-style twin, chosen with
 Every family takes `channels` (our digits and MNIST have 1; the reference always builds 3)
 and any input size its depth allows; the parameter count at 3 channels and 32 or 64 px
 equals the reference's for the same name (tests/test_models_zoo.py has the table).
+
+The family modules are imported only when a name of their family is parsed, checked or
+built (`FAMILY_MODULES`, through importlib): importing this package stays torch-free, and a
+job's code inputs (ddrank_steps/code_inputs.py) name only the family its model belongs to.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +38,20 @@ NORM_SUFFIXES = {
     "NN": "none",
 }
 TORCHVISION_PREFIX = "torchvision:"
+TORCHVISION_FAMILY = "torchvision"  # the family of every `torchvision:<name>`
+
+# family name -> its module under ddrank_steps.models, imported on first use. Plain strings
+# (no import statement names them), so the static import walk of code_inputs does not pull
+# every family into every job's code inputs.
+FAMILY_MODULES = {
+    "ConvNet": "convnet",
+    "AlexNet": "alexnet",
+    "VGG": "vgg",
+    "ResNet": "resnet",
+    "LeNet": "lenet",
+    "MLP": "mlp",
+    TORCHVISION_FAMILY: "torchvision_models",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,7 @@ class Family:
     check_options: Callable[[str, ModelSpec, dict], None] | None = None
 
 
+# The families loaded so far (from FAMILY_MODULES, on first use) or registered directly.
 FAMILIES: dict[str, Family] = {}
 
 
@@ -76,27 +96,56 @@ def register_family(name: str, family: Family) -> None:
     FAMILIES[name] = family
 
 
+def _known_families() -> list[str]:
+    """Every family name, loaded or not (dict order: the built-in ones, then registered)."""
+    return list(dict.fromkeys([*FAMILY_MODULES, *FAMILIES]))
+
+
 def _family_names() -> list[str]:
-    return [*sorted(n for n in FAMILIES if n != "torchvision"), f"{TORCHVISION_PREFIX}<name>"]
+    names = sorted(n for n in _known_families() if n != TORCHVISION_FAMILY)
+    return [*names, f"{TORCHVISION_PREFIX}<name>"]
+
+
+def family_module(name: str) -> str | None:
+    """The module of the built-in family of model `name` (`ddrank_steps.models.vgg` for
+    `VGG-11`), without importing it; None for a name of no built-in family. Torch-free, for
+    the code inputs of a job (ddrank_steps/code_inputs.py)."""
+    name = str(name)
+    if name.startswith(TORCHVISION_PREFIX):
+        family_name = TORCHVISION_FAMILY
+    else:
+        family_name = name.split("-")[0]
+        if family_name == TORCHVISION_FAMILY:  # a bare 'torchvision' names no model
+            return None
+    module = FAMILY_MODULES.get(family_name)
+    return None if module is None else f"{__name__}.{module}"
+
+
+def _family(family_name: str) -> Family:
+    """The family called `family_name`, importing its module on first use."""
+    if family_name not in FAMILIES:
+        module = importlib.import_module(f"{__name__}.{FAMILY_MODULES[family_name]}")
+        register_family(module.FAMILY_NAME, module.FAMILY)
+    return FAMILIES[family_name]
 
 
 def parse_model_name(name: str) -> ModelSpec:
     """Parse a model name strictly; every mistake names the valid choices."""
     name = str(name)
     if name.startswith(TORCHVISION_PREFIX):
-        from ddrank_steps.models import torchvision_models
-
-        return torchvision_models.parse(name)
+        module = importlib.import_module(f"{__name__}.{FAMILY_MODULES[TORCHVISION_FAMILY]}")
+        return module.parse(name)
     parts = name.split("-")
     family_name = parts[0]
-    if family_name not in FAMILIES or family_name == "torchvision":
-        close = difflib.get_close_matches(family_name, list(FAMILIES), n=3)
+    known = _known_families()
+    if family_name not in known or family_name == TORCHVISION_FAMILY:
+        close = difflib.get_close_matches(family_name, known, n=3)
         hint = f"; did you mean {close}?" if close else ""
         raise ConfigError(
             f"unknown model '{name}': family '{family_name}' is not one of "
             f"{_family_names()}{hint} (names look like ConvNet-3, ResNet-18-BN or AlexNet)"
         )
-    family = FAMILIES[family_name]
+    family = _family(family_name)
     if not family.has_depth:
         if len(parts) != 1:
             raise ConfigError(
@@ -131,7 +180,7 @@ def parse_model_name(name: str) -> ModelSpec:
 def check_model_options(name: str, options: dict | None) -> None:
     """Check a model name and its options without building the model (config time)."""
     spec = parse_model_name(name)
-    family = FAMILIES[spec.family]
+    family = _family(spec.family)
     if options is not None and not isinstance(options, dict):
         raise ConfigError(f"model_options must be a mapping, got {options!r}")
     for key in options or {}:
@@ -160,20 +209,9 @@ def build_model(
     im_size = tuple(int(s) for s in im_size)
     if len(im_size) != 2 or min(im_size) < 1:
         raise ConfigError(f"{name}: im_size must be (height, width), got {im_size!r}")
-    family = FAMILIES[spec.family]
+    family = _family(spec.family)
     return family.builder(spec, channels, num_classes, im_size, **(options or {}))
 
 
 def available_models() -> list[str]:
     return _family_names()
-
-
-def _register_builtin() -> None:
-    # At the end of the module, so the family modules may import the names defined above.
-    from ddrank_steps.models import alexnet, convnet, lenet, mlp, resnet, torchvision_models, vgg
-
-    for module in (convnet, alexnet, vgg, resnet, lenet, mlp, torchvision_models):
-        register_family(module.FAMILY_NAME, module.FAMILY)
-
-
-_register_builtin()

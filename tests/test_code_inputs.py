@@ -1,0 +1,232 @@
+"""The code a job declares as its inputs (ddrank_steps/code_inputs.py): an edit reruns the
+jobs that run the edited file, and only those."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ddrank_steps import code_inputs
+from ddrank_steps.code_inputs import (
+    module_sources,
+    soft_labels_sources,
+    stage_sources,
+    train_sources,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "ddrank_steps"
+FAMILY_FILES = {
+    "models/alexnet.py",
+    "models/convnet.py",
+    "models/lenet.py",
+    "models/mlp.py",
+    "models/resnet.py",
+    "models/torchvision_models.py",
+    "models/vgg.py",
+}
+AUGMENTATION_FILES = {"augment/dsa.py", "augment/mixup.py", "augment/cutmix.py"}
+
+
+def relative(sources: list[str]) -> set[str]:
+    return {Path(p).relative_to(PACKAGE).as_posix() for p in sources}
+
+
+def run_protocol(model: str = "ConvNet-3", augmentation: str = "none", **keys) -> dict:
+    return {"model": model, "augmentation": augmentation, "aug_params": {}, **keys}
+
+
+# --- module_sources ----------------------------------------------------------------------
+
+
+def test_module_sources_of_train_follow_its_imports():
+    sources = relative(module_sources("ddrank_steps.stages.train"))
+    assert {"stages/train.py", "engine.py", "teachers.py", "augment/base.py"} <= sources
+    assert "__init__.py" in sources and "models/__init__.py" in sources
+    # the families and augmentations load on first use: a run adds the ones it uses
+    assert not sources & (FAMILY_FILES | AUGMENTATION_FILES | {"models/layers.py"})
+
+
+def test_module_sources_of_train_exclude_unrelated_stages():
+    sources = {Path(p).name for p in module_sources("ddrank_steps.stages.train")}
+    assert "score.py" not in sources
+    assert "random_subset.py" not in sources
+
+
+def test_module_sources_are_a_fresh_list_each_call():
+    first = module_sources("ddrank_steps.stages.score")
+    first.append("changed by the caller")
+    assert "changed by the caller" not in module_sources("ddrank_steps.stages.score")
+
+
+# --- train_sources, soft_labels_sources --------------------------------------------------
+
+
+def test_a_convnet_run_runs_convnet_and_its_layers_and_no_other_family():
+    sources = relative(train_sources(run_protocol("ConvNet-3")))
+    assert relative(stage_sources("train")) <= sources
+    assert {"models/convnet.py", "models/layers.py"} <= sources
+    assert not sources & (FAMILY_FILES - {"models/convnet.py"})
+
+
+def test_a_run_with_a_vgg_teacher_runs_vgg_too():
+    protocol = run_protocol("ConvNet-3", labels="soft", teachers=[{"model": "VGG-11"}])
+    sources = relative(train_sources(protocol))
+    assert {"models/convnet.py", "models/vgg.py"} <= sources
+    assert "models/resnet.py" not in sources
+    # the torchvision-style VGG twin is a model option of the same family and file
+    assert "models/torchvision_models.py" in sources
+
+
+def test_a_torchvision_model_runs_only_the_torchvision_module():
+    sources = relative(train_sources(run_protocol("torchvision:resnet18")))
+    assert "models/torchvision_models.py" in sources
+    assert not sources & (FAMILY_FILES - {"models/torchvision_models.py"})
+
+
+@pytest.mark.parametrize(
+    ("augmentation", "files"),
+    [
+        ("none", set()),
+        (None, set()),
+        ("dsa", {"augment/dsa.py", "augment/params.py"}),
+        ("DSA", {"augment/dsa.py"}),
+        ("mixup", {"augment/mixup.py", "augment/mixing.py"}),
+        ("cutmix", {"augment/cutmix.py", "augment/mixing.py"}),
+    ],
+)
+def test_a_run_runs_only_its_own_augmentation(augmentation, files):
+    sources = relative(train_sources(run_protocol(augmentation=augmentation)))
+    assert files <= sources
+    others = {f"augment/{name}.py" for name in ("dsa", "mixup", "cutmix")} - files
+    assert not sources & others
+
+
+def test_soft_labels_run_the_stage_and_their_teachers_families():
+    sources = relative(soft_labels_sources([{"model": "ResNet-18-BN"}, {"model": "AlexNet"}]))
+    assert relative(stage_sources("soft_labels")) <= sources
+    assert {"stages/soft_labels.py", "models/resnet.py", "models/alexnet.py"} <= sources
+    assert not sources & {"models/convnet.py", "models/vgg.py", "stages/train.py"}
+    assert not sources & AUGMENTATION_FILES
+
+
+def test_the_family_of_every_model_name_is_the_module_that_builds_it():
+    from ddrank_steps.models import FAMILY_MODULES, family_module, parse_model_name
+
+    names = ["ConvNet-3", "ConvNet-4-BN", "AlexNet", "VGG-11", "ResNet-18-BN", "LeNet", "MLP"]
+    names.append("torchvision:resnet18")
+    for name in names:
+        module = importlib.import_module(family_module(name))
+        assert module.FAMILY_NAME == parse_model_name(name).family, name
+    assert {parse_model_name(n).family for n in names} == set(FAMILY_MODULES)
+    assert family_module("Unknown-3") is None
+    assert family_module("torchvision") is None
+
+
+def test_the_augmentation_table_code_inputs_reads_is_the_packages():
+    from ddrank_steps.augment import AUGMENTATION_CLASSES, build_augmentation
+
+    assert code_inputs._augmentation_classes() == AUGMENTATION_CLASSES
+    for name, (module, _cls) in AUGMENTATION_CLASSES.items():
+        assert type(build_augmentation(name, {})).__module__ == f"ddrank_steps.augment.{module}"
+
+
+def test_code_inputs_import_no_torch():
+    """They run while Snakemake builds the DAG, once per job."""
+    code = (
+        "import sys\n"
+        "from ddrank_steps.code_inputs import soft_labels_sources, train_sources\n"
+        "train_sources({'model': 'VGG-11', 'augmentation': 'dsa',"
+        " 'teachers': [{'model': 'torchvision:resnet18'}]})\n"
+        "soft_labels_sources([{'model': 'ResNet-18'}])\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'ddrank_steps.models.vgg' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+# --- the workflow: an edit reruns the jobs that run the edited file ----------------------
+
+
+def tiny_config() -> dict:
+    """One method, one metric, one round, two epochs: a few small jobs."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["num_eval"] = 1
+    protocol = config["protocols"]["digits-dsa"]
+    protocol.update(epochs=2, test_interval=1, step_size=1, lr_grid=[0.01])
+    config["protocols"] = {"digits-dsa": protocol}
+    for real in config["real_protocols"].values():
+        real.update(epochs=1, test_interval=1, step_size=1)
+    config["methods"] = {
+        "random": {
+            "dataset": "digits",
+            "ipc": 10,
+            "images": "reference:random",
+            "metrics": {"lrs_hard": {"protocol": "digits-dsa"}},
+        }
+    }
+    return config
+
+
+def snakemake(repo: Path, workdir: Path, *args: str) -> str:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "workflow" / "Snakefile")]
+    cmd += ["--directory", str(workdir), "--configfile", str(workdir / "config.yaml")]
+    proc = subprocess.run([*cmd, "--cores", "2", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc.stdout + proc.stderr
+
+
+def planned_jobs(repo: Path, workdir: Path) -> dict[str, int]:
+    """Rule -> job count of a dry-run (empty when there is nothing to do)."""
+    text = snakemake(repo, workdir, "--dry-run")
+    if "Job stats:" not in text:
+        assert "Nothing to be done" in text, text[-3000:]
+        return {}
+    table = text.split("Job stats:", 1)[1].splitlines()[3:]
+    counts = {}
+    for line in table:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def edit(path: Path) -> None:
+    with path.open("a") as file:
+        file.write("# an edit that changes nothing\n")
+
+
+@pytest.mark.workflow
+def test_editing_a_model_file_reruns_only_the_jobs_that_build_that_model(tmp_path):
+    # A copy of the workflow and the package: the Snakefile runs the package beside it.
+    repo = tmp_path / "repo"
+    for name in ("workflow", "ddrank_steps"):
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(REPO / name, repo / name, ignore=ignore)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(), sort_keys=False))
+
+    first = planned_jobs(repo, workdir)
+    assert first.get("train") and first.get("train_real"), first
+    snakemake(repo, workdir)
+    assert planned_jobs(repo, workdir) == {}
+
+    edit(repo / "ddrank_steps" / "models" / "vgg.py")  # no job here builds a VGG
+    planned = planned_jobs(repo, workdir)
+    assert "train" not in planned and "train_real" not in planned, planned
+
+    edit(repo / "ddrank_steps" / "models" / "convnet.py")  # every run here is a ConvNet-3
+    planned = planned_jobs(repo, workdir)
+    assert planned["train"] == first["train"], planned
+    assert planned["train_real"] == first["train_real"], planned
