@@ -1,5 +1,6 @@
-"""The code a job declares as its inputs (ddrank_steps/code_inputs.py): an edit reruns the
-jobs that run the edited file, and only those."""
+"""The code a job declares as its inputs (ddrank_steps/code_inputs.py) and the digest of the
+code a result records (ddrank_steps/versions.py): an edit reruns the jobs that run the edited
+file, and only those."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ddrank_steps.code_inputs import (
     stage_sources,
     train_sources,
 )
+from ddrank_steps.versions import code_digest, software_versions
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "ddrank_steps"
@@ -150,6 +152,51 @@ def test_code_inputs_import_no_torch():
         "assert 'ddrank_steps.models.vgg' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+# --- the code digest of results ----------------------------------------------------------
+
+
+def test_results_record_the_package_version_and_a_digest_of_the_loaded_code():
+    versions = software_versions()
+    assert "ddrank-steps" in versions
+    assert re.fullmatch(r"[0-9a-f]{16}", versions["ddrank-steps-code"])
+
+
+def test_the_code_digest_follows_the_content_and_the_name_of_each_file(tmp_path):
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    digest = code_digest([a, b])
+    assert code_digest([b, a]) == digest  # sorted: the order modules were loaded is moot
+    a.write_text("x = 1  # a comment\n")
+    assert code_digest([a, b]) != digest
+    a.write_text("x = 1\n")
+    assert code_digest([a, b]) == digest
+    c = tmp_path / "c.py"
+    c.write_text("y = 2\n")
+    assert code_digest([a, c]) != digest  # the same content under another name
+
+
+def test_the_code_digest_covers_the_modules_loaded_in_the_process():
+    def digest_after(statement: str) -> tuple[str, str]:
+        code = (
+            f"{statement}\n"
+            "from ddrank_steps.versions import loaded_sources, software_versions\n"
+            "print(sorted(p.name for p in loaded_sources()))\n"
+            "print(software_versions()['ddrank-steps-code'])\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True, text=True
+        ).stdout.splitlines()
+        return out[0], out[1]
+
+    names, bare = digest_after("pass")
+    assert names == str(["__init__.py", "versions.py"])
+    assert digest_after("pass")[1] == bare  # the same code, the same digest
+    names, with_formulas = digest_after("import ddrank_steps.formulas")
+    assert "formulas.py" in names
+    assert with_formulas != bare
 
 
 # --- the workflow: an edit reruns the jobs that run the edited file ----------------------
