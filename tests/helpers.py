@@ -13,8 +13,9 @@ import numpy as np
 import yaml
 from format_writers import write_image
 
+from ddrank_steps import dataset_cache
 from ddrank_steps.plan import run_protocol
-from ddrank_steps.stages import prepare_dataset, train
+from ddrank_steps.stages import train
 
 # A 2-block ConvNet of width 4, a few epochs: trains in milliseconds on 8x8 toy images.
 TINY_PROTOCOL = {
@@ -79,7 +80,7 @@ def prepared(tree: Path, out: Path, limit_gb: float) -> tuple[Path, Path, dict]:
         "mean": TREE_MEAN,
         "std": TREE_STD,
     }
-    info = prepare_dataset.prepare("tree", settings, str(data), str(meta), workers=0)
+    info = dataset_cache.prepare("tree", settings, str(data), str(meta), workers=0)
     return data, meta, info
 
 

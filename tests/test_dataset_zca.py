@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from ddrank_steps import dataset_cache
 from ddrank_steps.artifacts import DatasetMeta, load_split, load_zca
 from ddrank_steps.datasets import prepare_settings
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.io import read_json
-from ddrank_steps.stages import prepare_dataset, random_subset
+from ddrank_steps.stages import random_subset
 from ddrank_steps.stages.syn_set import import_set
 from ddrank_steps.zca import fit_zca
 
@@ -32,7 +33,7 @@ def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("zca")
     data, meta_path = out / "data.pt", out / "meta.json"
     settings = {"source": "digits", "val_fraction": 0.2, "zca": True, "zca_eps": 0.1}
-    prepare_dataset.prepare("digits", settings, str(data), str(meta_path))
+    dataset_cache.prepare("digits", settings, str(data), str(meta_path))
     return data, meta_path, DatasetMeta.load(meta_path)
 
 
@@ -140,7 +141,7 @@ def test_streamed_dataset_with_zca_is_a_config_error(tmp_path):
         "zca": True,
     }
     with pytest.raises(ConfigError, match=r"zca needs a cached dataset.*streamed"):
-        prepare_dataset.prepare("tree", settings, str(tmp_path / "d.pt"), str(tmp_path / "m.json"))
+        dataset_cache.prepare("tree", settings, str(tmp_path / "d.pt"), str(tmp_path / "m.json"))
 
 
 # --- syn_set -------------------------------------------------------------------------

@@ -7,9 +7,10 @@ import pytest
 import torch
 from helpers import TREE_CLASSES, run_train_stage, tiny_protocol
 
+from ddrank_steps import dataset_cache
 from ddrank_steps.artifacts import DatasetMeta, load_split
 from ddrank_steps.errors import InputError
-from ddrank_steps.stages import prepare_dataset, random_subset
+from ddrank_steps.stages import random_subset
 from ddrank_steps.streaming import StreamedImages, is_streamed
 
 
@@ -37,10 +38,8 @@ def test_streamed_split_decodes_the_cached_values(both):
 
 def test_streamed_stats_come_from_a_train_sample_when_not_given(tree, tmp_path):
     settings = {"source": "ImageFolder", "root": str(tree), "image_size": 8, "cache_limit_gb": 0}
-    info = prepare_dataset.prepare(
-        "tree", settings, str(tmp_path / "d.pt"), str(tmp_path / "m.json")
-    )
-    cached = prepare_dataset.prepare(
+    info = dataset_cache.prepare("tree", settings, str(tmp_path / "d.pt"), str(tmp_path / "m.json"))
+    cached = dataset_cache.prepare(
         "tree", {**settings, "cache_limit_gb": 2}, str(tmp_path / "c.pt"), str(tmp_path / "c.json")
     )
     assert info["stats_from"] == "train sample (24 images)"
