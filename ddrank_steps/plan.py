@@ -4,6 +4,10 @@ under which cache key.
 The Snakefile calls this module while it builds the DAG, so it is plain Python:
 torch is imported only to check model, augmentation and transform names.
 
+What each metric needs comes from the metric registry (`metric_registry`): the planner
+gives every metric a `MetricRequest` and the helpers `arm` and `real_arm`, and turns the
+(set, run protocol) pairs the metric returns into runs. Result paths come from `paths`.
+
 Cache keys. A run's result depends on its set, its *run protocol*, its seed and the
 dataset; its path `results/runs/{dataset}/{set}/{key}/seed{seed}.json` holds exactly
 those. The key is a short hash of the canonical run protocol: the protocol with the
@@ -11,6 +15,9 @@ LR resolved (a grid, a fixed LR, or the method's own LR stored in its set) and w
 nothing that does not change the run (not its name, not the metric's weight). So
 two metrics or methods that need the same run share one file, and editing one
 protocol only changes the keys that depend on it.
+
+The label recipe of a run is decided here, once (`add_label_recipe`), and carried in its
+run protocol as `label_source`: the rules, the train stage and the engine read it.
 """
 
 from __future__ import annotations
@@ -19,72 +26,25 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
+import yaml
+
+from ddrank_steps import metric_registry, paths
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.seeding import round_seeds
 
-REFERENCE_LR_GRID = [0.001, 0.005, 0.01, 0.05, 0.1]
-METRICS = ("lrs_hard", "lrs_soft", "ars", "accuracy")
 REFERENCE_SET_KINDS = ("random", "herding", "kmeans")
 KEY_LENGTH = 10
+REFERENCE_REAL_PROTOCOLS_FILE = Path(__file__).with_name("reference_real_protocols.yaml")
 
-# The reference's real-data training table (ddranking utils/train_and_eval.py), keyed
-# "{dataset}-{model}". Unlike the reference, each is trained for its own epoch count
-# and batch size. Users add or override entries under `real_protocols` in the config.
-_SGD_STEP = {
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "scheduler": "step",
-    "gamma": 0.1,
-    "augmentation": "none",
-    "aug_params": {},
-    "test_interval": 10,
-    "select": "best",
-    "labels": "hard",
-    "lr_grid": None,
-}
-_CIFAR_CONVNET = {
-    **_SGD_STEP,
-    "weight_decay": 5e-4,
-    "epochs": 200,
-    "batch_size": 512,
-    "lr": 0.01,
-    "step_size": 100,
-}
-REFERENCE_REAL_PROTOCOLS = {
-    "ImageNet1K-ResNet-18-BN": {
-        **_SGD_STEP,
-        "weight_decay": 1e-4,
-        "epochs": 90,
-        "batch_size": 512,
-        "lr": 0.1,
-        "step_size": 30,
-    },
-    "TinyImageNet-ResNet-18-BN": {
-        **_SGD_STEP,
-        "optimizer": "adamw",
-        "momentum": [0.9, 0.999],
-        "scheduler": "cosine",
-        "weight_decay": 0.01,
-        "epochs": 100,
-        "batch_size": 512,
-        "lr": 0.01,
-        "step_size": None,
-    },
-    "TinyImageNet-ConvNet-4-BN": {
-        **_SGD_STEP,
-        "weight_decay": 5e-4,
-        "epochs": 100,
-        "batch_size": 512,
-        "lr": 0.01,
-        "step_size": 50,
-    },
-    "CIFAR10-ConvNet-3": _CIFAR_CONVNET,
-    "CIFAR10-ConvNet-3-BN": _CIFAR_CONVNET,
-    "CIFAR100-ConvNet-3": _CIFAR_CONVNET,
-    "CIFAR100-ConvNet-3-BN": _CIFAR_CONVNET,
-}
+
+@cache
+def reference_real_protocols() -> dict[str, dict]:
+    """The reference's real-data training table, keyed "{dataset}-{model}"."""
+    return yaml.safe_load(REFERENCE_REAL_PROTOCOLS_FILE.read_text())["protocols"]
+
 
 # Keys of a protocol that decide how a run trains (and so enter its cache key).
 TRAINING_KEYS = (
@@ -164,38 +124,41 @@ def run_protocol(protocol: dict, lr_source: str, labels: dict | None = None) -> 
     return run
 
 
-def set_id(kind: str, method: str | None = None, ipc: int | None = None) -> str:
-    if kind == "real":
-        return "real"
-    if kind == "rdm":
-        return f"rdm-ipc{ipc}"
-    return f"syn-{method}"
+@dataclass(frozen=True)
+class SetId:
+    """A set a run trains on: the real train split, a round's random subset of `ipc`
+    images per class, or a method's syn set. `name` is its `set` wildcard."""
+
+    kind: str  # real | rdm | syn
+    ipc: int | None = None  # rdm
+    method: str | None = None  # syn
+
+    @property
+    def name(self) -> str:
+        if self.kind == "real":
+            return "real"
+        if self.kind == "rdm":
+            return f"rdm-ipc{self.ipc}"
+        return f"syn-{self.method}"
 
 
-def run_path(dataset: str, set_name: str, key: str, seed: int) -> str:
-    return f"results/runs/{dataset}/{set_name}/{key}/seed{seed}.json"
+REAL = SetId("real")
 
 
-def without_augmentation(protocol: dict) -> dict:
-    """The protocol without training augmentation: no batch augmentation and no
-    train_transforms (the reference's no-aug runs read folders with its default
-    transform). The test_transforms stay: every term of a score is tested alike."""
-    plain = copy.deepcopy(protocol)
-    plain["augmentation"], plain["aug_params"] = "none", {}
-    plain["train_transforms"] = None
-    return plain
+@dataclass(frozen=True)
+class MetricRequest:
+    """One metric asked for one method: what a registry entry plans its terms from."""
 
+    method_name: str
+    method: dict
+    metric: str
+    settings: dict
+    protocol: dict  # the metric's protocol as the config gives it
+    where: str  # the config path, for errors
 
-def hard_version(protocol: dict, keep_augmentation: bool) -> dict:
-    """The protocol with hard labels (the syn-hard term of LRS-soft, ARS with hard labels)."""
-    hard = copy.deepcopy(protocol) if keep_augmentation else without_augmentation(protocol)
-    hard["labels"] = "hard"
-    return hard
-
-
-def naug_version(protocol: dict) -> dict:
-    """ARS's "naug" arm: no training augmentation, everything else the same."""
-    return without_augmentation(protocol)
+    @property
+    def dataset(self) -> str:
+        return self.method["dataset"]
 
 
 @dataclass
@@ -205,18 +168,20 @@ class Plan:
     protocols: dict[str, dict] = field(default_factory=dict)  # key -> run protocol
     teacher_sets: dict[str, list] = field(default_factory=dict)  # key -> resolved teachers
     scores: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, metric)
+    sets: dict[str, SetId] = field(default_factory=dict)  # set wildcard -> set
     _inline_lr: dict[str, bool] = field(default_factory=dict, repr=False)
 
     # --- building -------------------------------------------------------------------------
-    def add_run(self, dataset: str, set_name: str, protocol: dict, seed: int) -> str:
+    def add_run(self, dataset: str, set_id: SetId, protocol: dict, seed: int) -> str:
         key = protocol_key(protocol)
         self.protocols[key] = protocol
-        return run_path(dataset, set_name, key, seed)
+        self.sets[set_id.name] = set_id
+        return run_file(dataset, set_id, key, seed)
 
     def real_protocol(self, dataset: str, protocol: dict, where: str) -> dict:
         # Looked up under the dataset's own key first, then under its source, so a dataset
         # named `cifar10` with `source: CIFAR10` finds the reference's CIFAR10 recipe.
-        table = {**REFERENCE_REAL_PROTOCOLS, **self.config.get("real_protocols", {})}
+        table = {**reference_real_protocols(), **self.config.get("real_protocols", {})}
         source = self.config["datasets"][dataset]["source"]
         candidates = [f"{dataset}-{protocol['model']}", f"{source}-{protocol['model']}"]
         name = next((c for c in candidates if c in table), candidates[0])
@@ -245,9 +210,10 @@ class Plan:
         real["test_transforms"] = copy.deepcopy(protocol.get("test_transforms"))
         return run_protocol(real, "fixed" if real.get("lr") else "grid")
 
-    def teachers(self, dataset: str, protocol: dict, where: str) -> list[dict]:
+    def add_teachers(self, dataset: str, protocol: dict, where: str) -> list[dict]:
         """Resolve the protocol's teachers: a checkpoint under teacher_dir (the reference's
-        layout), else the real-hard run of that model (trained once per seed, shared)."""
+        layout), else the real-hard run of that model (trained once per seed, shared),
+        whose run protocol this adds to the plan."""
         entries = protocol.get("teacher_model_names") or [protocol["model"]]
         resolved = []
         for entry in entries:
@@ -290,8 +256,9 @@ class Plan:
     def teacher_file(self, dataset: str, model: str) -> str | None:
         return next((p for p in self.teacher_candidates(dataset, model) if Path(p).is_file()), None)
 
-    def label_keys(self, dataset, protocol, arm, method, where) -> dict | None:
-        """The soft-label part of a run protocol (None for hard labels)."""
+    def add_label_recipe(self, request: MetricRequest, protocol: dict, set_id: SetId):
+        """The soft-label part of a run protocol (None for hard labels), with the run's
+        `label_source`. Adds the teachers it needs (and mode S's ensemble) to the plan."""
         if protocol["labels"] != "soft":
             return None
         from ddrank_steps.losses import resolve_kwargs
@@ -302,15 +269,15 @@ class Plan:
             "soft_label_criterion": criterion,
             "loss_fn_kwargs": resolve_kwargs(criterion, protocol.get("loss_fn_kwargs")),
         }
-        if protocol["soft_label_mode"] == "S" and arm == "syn" and method.get("soft_labels"):
-            keys["soft_source"] = "set"  # the method's own soft labels
-            keys["label_source"] = "set"
+        own_labels = set_id.kind == "syn" and request.method.get("soft_labels")
+        if protocol["soft_label_mode"] == "S" and own_labels:
+            keys["soft_source"] = keys["label_source"] = "set"  # the method's own soft labels
             return keys
-        teachers = self.teachers(dataset, protocol, where)
+        teachers = self.add_teachers(request.dataset, protocol, request.where)
         if protocol["soft_label_mode"] == "S":
             keys["soft_source"] = "teachers"
             keys["label_source"] = "teacher_logits"
-            self.teacher_sets[protocol_key({"teachers": teachers})] = teachers
+            self.teacher_sets[teachers_key(teachers)] = teachers
         else:
             keys["label_source"] = "teachers"
         keys["teachers"] = teachers
@@ -328,70 +295,40 @@ class Plan:
             self._inline_lr[images] = _pt_dict_has_lr(images)
         return self._inline_lr[images]
 
-    def arm(self, method_name, method, protocol, arm, lr_rule, where, own_lr=True):
-        """(set name, run protocol) of the syn or rdm arm of a term."""
+    def arm(self, request: MetricRequest, protocol: dict, kind: str, own_lr: bool = True):
+        """(set, run protocol) of the syn or rdm arm of a term under `protocol`. With
+        `own_lr`, the syn arm trains at the method's own LR where the metric's lr_rule
+        is the reference's and the method has one."""
+        method = request.method
         if protocol.get("lr") is not None:
             lr_source = "fixed"
-        elif arm == "syn" and own_lr and lr_rule == "reference" and self.has_own_lr(method):
+        elif (
+            kind == "syn"
+            and own_lr
+            and request.settings["lr_rule"] == "reference"
+            and self.has_own_lr(method)
+        ):
             lr_source = "set"  # the reference trains syn with the method's lr when given
         else:
             lr_source = "grid"
-        labels = self.label_keys(method["dataset"], protocol, arm, method, where)
-        set_name = (
-            set_id("syn", method=method_name) if arm == "syn" else set_id("rdm", ipc=method["ipc"])
-        )
-        return set_name, run_protocol(protocol, lr_source, labels)
+        if kind == "syn":
+            set_id = SetId("syn", method=request.method_name)
+        else:
+            set_id = SetId("rdm", ipc=method["ipc"])
+        labels = self.add_label_recipe(request, protocol, set_id)
+        return set_id, run_protocol(protocol, lr_source, labels)
 
-    def terms_lrs_hard(self, name, method, protocol, settings, where):
-        if protocol["labels"] != "hard":
-            raise ConfigError("LRS-hard needs a protocol with labels: hard")
-        rule = settings["lr_rule"]
-        syn = self.arm(name, method, protocol, "syn", rule, where)
-        real = ("real", self.real_protocol(method["dataset"], protocol, where))
-        rdm = self.arm(name, method, protocol, "rdm", rule, where)
-        # LRS-hard's own recipe is hard labels, so syn-any is the syn-hard run
-        return {"real-hard": real, "syn-hard": syn, "syn-any": syn, "rdm-any": rdm}
-
-    def terms_lrs_soft(self, name, method, protocol, settings, where):
-        if protocol["labels"] != "soft":
-            raise ConfigError("LRS-soft needs a protocol with labels: soft")
-        rule = settings["lr_rule"]
-        hard = hard_version(protocol, keep_augmentation=settings["use_aug_for_hard"])
-        return {
-            "real-hard": ("real", self.real_protocol(method["dataset"], protocol, where)),
-            # as the reference, syn-hard searches the grid even when the method has an lr
-            "syn-hard": self.arm(name, method, hard, "syn", rule, where, own_lr=False),
-            "syn-any": self.arm(name, method, protocol, "syn", rule, where),
-            "rdm-any": self.arm(name, method, protocol, "rdm", rule, where),
-        }
-
-    def terms_ars(self, name, method, protocol, settings, where):
-        if settings["label_type"] == "soft" and protocol["labels"] != "soft":
-            raise ConfigError("ARS with label_type soft needs a protocol with labels: soft")
-        aug = protocol if settings["label_type"] == "soft" else hard_version(protocol, True)
-        if aug.get("augmentation", "none") == "none" and not aug.get("train_transforms"):
-            raise ConfigError(
-                "ARS compares runs with and without augmentation; set an augmentation "
-                "or train_transforms"
-            )
-        naug = naug_version(aug)
-        rule = settings["lr_rule"]
-        return {
-            "syn-aug": self.arm(name, method, aug, "syn", rule, where),
-            "rdm-aug": self.arm(name, method, aug, "rdm", rule, where),
-            "syn-naug": self.arm(name, method, naug, "syn", rule, where),
-            "rdm-naug": self.arm(name, method, naug, "rdm", rule, where),
-        }
-
-    def terms_accuracy(self, name, method, protocol, settings, where):
-        return {"syn-any": self.arm(name, method, protocol, "syn", settings["lr_rule"], where)}
+    def real_arm(self, request: MetricRequest):
+        """(set, run protocol) of the real-hard term: the metric's model on the real split."""
+        return REAL, self.real_protocol(request.dataset, request.protocol, request.where)
 
     def add_metric(self, method_name: str, method: dict, metric: str, settings: dict) -> None:
         where = f"methods.{method_name}.metrics.{metric}"
-        protocol = self.protocol(settings["protocol"], where)
-        build = getattr(self, f"terms_{metric}")
+        request = MetricRequest(
+            method_name, method, metric, settings, self.protocol(settings["protocol"], where), where
+        )
         try:
-            terms = build(method_name, method, protocol, settings, where)
+            terms = metric_registry.get(metric).plan_terms(self, request)
         except ConfigError as exc:
             raise ConfigError(f"{where}.protocol '{settings['protocol']}': {exc}") from None
         tested = {canonical_json(run_p.get("test_transforms")) for _, run_p in terms.values()}
@@ -402,8 +339,8 @@ class Plan:
             {
                 "seed": seed,
                 "terms": {
-                    term: self.add_run(dataset, set_name, run_p, seed)
-                    for term, (set_name, run_p) in terms.items()
+                    term: self.add_run(dataset, set_id, run_p, seed)
+                    for term, (set_id, run_p) in terms.items()
                 },
             }
             for seed in self.seeds
@@ -416,8 +353,8 @@ class Plan:
             "settings": settings,
             "protocol_name": settings["protocol"],
             "protocols": {
-                term: {"key": protocol_key(run_p), "set": set_name, **run_p}
-                for term, (set_name, run_p) in terms.items()
+                term: {"key": protocol_key(run_p), "set": set_id.name, **run_p}
+                for term, (set_id, run_p) in terms.items()
             },
             "rounds": rounds,
         }
@@ -429,11 +366,8 @@ class Plan:
         return protocols[name]
 
     # --- queries used by the rules ----------------------------------------------------------
-    def score_path(self, method: str, metric: str) -> str:
-        return f"results/scores/{method}/{metric}.json"
-
     def score_targets(self) -> list[str]:
-        return [self.score_path(m, k) for (m, k) in self.scores]
+        return [paths.SCORE.format(method=m, metric=k) for (m, k) in self.scores]
 
     def score_inputs(self, method: str, metric: str) -> list[str]:
         spec = self.scores[(method, metric)]
@@ -442,21 +376,30 @@ class Plan:
     def method(self, name: str) -> dict:
         return self.config["methods"][name]
 
+    def run_protocol_of(self, key: str) -> dict:
+        if key not in self.protocols:
+            raise ConfigError(
+                f"no protocol in the config has key {key}; the runs under results/runs/ may "
+                "be of an earlier config"
+            )
+        return self.protocols[key]
+
     def syn_images_input(self, name: str) -> str:
         m = self.method(name)
         images = m["images"]
         if images.startswith("reference:"):
             kind = images.split(":", 1)[1]
-            return f"results/sets/{m['dataset']}/reference/ipc{m['ipc']}/{kind}.pt"
+            return paths.REFERENCE_SET.format(dataset=m["dataset"], ipc=m["ipc"], kind=kind)
         return images
 
-    def train_set_input(self, dataset: str, set_name: str, seed: int) -> str | None:
-        if set_name == "real":
-            return None
-        if set_name.startswith("rdm-ipc"):
-            ipc = int(set_name[len("rdm-ipc") :])
-            return f"results/sets/{dataset}/rdm/ipc{ipc}/seed{seed}.pt"
-        return f"results/sets/{dataset}/syn/{set_name[len('syn-') :]}.pt"
+    def set_file(self, dataset: str, set_name: str, seed: int) -> str | None:
+        """The file of a set for one round (None for the real split, read from the dataset)."""
+        set_id = self.sets[set_name]
+        if set_id.kind == "rdm":
+            return paths.RDM_SET.format(dataset=dataset, ipc=set_id.ipc, seed=seed)
+        if set_id.kind == "syn":
+            return paths.SYN_SET.format(dataset=dataset, method=set_id.method)
+        return None
 
     @staticmethod
     def teacher_paths(teachers: list[dict], dataset: str, seed: int) -> list[str]:
@@ -464,25 +407,35 @@ class Plan:
         return [
             t["path"]
             if t["source"] == "file"
-            else run_path(dataset, "real", t["key"], seed).replace(".json", ".pt")
+            else paths.REAL_CHECKPOINT.format(dataset=dataset, protocol=t["key"], seed=seed)
             for t in teachers
         ]
 
-    def soft_labels_path(self, dataset: str, set_name: str, teachers: list, seed: int) -> str:
-        key = protocol_key({"teachers": teachers})
-        return f"results/soft_labels/{dataset}/{set_name}/{key}/seed{seed}.pt"
-
-    def train_label_inputs(self, dataset: str, set_name: str, key: str, seed: int) -> dict:
-        """Extra inputs of a soft-label run: mode M teachers or mode S soft labels."""
+    def label_inputs(self, dataset: str, set_name: str, key: str, seed: int) -> dict:
+        """What a run reads its targets from, by its label source: the teachers'
+        checkpoints (mode M) or the soft_labels stage's file (mode S from teachers)."""
         protocol = self.protocols[key]
-        if protocol["labels"] != "soft":
-            return {}
-        if protocol["soft_label_mode"] == "M":
+        source = protocol["label_source"]
+        if source == "teachers":
             return {"teachers": self.teacher_paths(protocol["teachers"], dataset, seed)}
-        if protocol["soft_source"] == "teachers":
-            path = self.soft_labels_path(dataset, set_name, protocol["teachers"], seed)
-            return {"soft_labels": path}
-        return {}
+        if source == "teacher_logits":
+            teachers = teachers_key(protocol["teachers"])
+            return {
+                "soft_labels": paths.SOFT_LABELS.format(
+                    dataset=dataset, set=set_name, teachers=teachers, seed=seed
+                )
+            }
+        return {}  # hard labels, or soft labels stored in the set itself
+
+
+def run_file(dataset: str, set_id: SetId, key: str, seed: int) -> str:
+    pattern = paths.REAL_RUN if set_id.kind == "real" else paths.RUN
+    return pattern.format(dataset=dataset, set=set_id.name, protocol=key, seed=seed)
+
+
+def teachers_key(teachers: list[dict]) -> str:
+    """The cache key of a teacher ensemble (mode-S soft labels are keyed by it)."""
+    return protocol_key({"teachers": teachers})
 
 
 def _pt_dict_has_lr(path: str) -> bool:

@@ -3,8 +3,9 @@
 Column names are `{metric}_{quantity}_{mean|std}`: e.g. `lrs_hard_lrs_mean`,
 `lrs_soft_lrs_mean`, `ars_ars_mean` (in [0, 100]), `lrs_hard_hlr_mean`,
 `ars_with_aug_mean`, `accuracy_acc_mean` and term accuracies such as
-`lrs_hard_rdm-any_acc_mean` (fractions). Rows are ranked by LRS-hard, then LRS-soft,
-then ARS, then accuracy, whichever the config computes.
+`lrs_hard_rdm-any_acc_mean` (fractions). Rows are ranked by the headline quantity of
+the highest-ranked metric the config computes (the metric registry's order: LRS-hard,
+then LRS-soft, then ARS, then accuracy).
 """
 
 from __future__ import annotations
@@ -15,13 +16,11 @@ import logging
 
 import pandas as pd
 
-from ddrank_steps import cli
+from ddrank_steps import cli, metric_registry
 from ddrank_steps.io import atomic_path, read_json, write_text
 
 log = logging.getLogger("ddrank.leaderboard")
-MAIN_SCORE = {"lrs_hard": "lrs", "lrs_soft": "lrs", "ars": "ars", "accuracy": "acc"}
 UNITS = "LRS and ARS in [0, 100]; accuracies and their differences as fractions."
-QUANTITIES = ("lrs", "hlr", "ior", "ars", "with_aug", "without_aug", "acc")
 
 
 def rows(score_files: list[str]) -> pd.DataFrame:
@@ -32,27 +31,26 @@ def rows(score_files: list[str]) -> pd.DataFrame:
             s["method"], {"method": s["method"], "dataset": s["dataset"], "ipc": s["ipc"]}
         )
         metric = s["metric"]
+        entry = metric_registry.get(metric)
         summary = s["summary"]
-        for quantity in QUANTITIES:
-            if quantity in summary:
-                row[f"{metric}_{quantity}_mean"] = summary[quantity]["mean"]
-                row[f"{metric}_{quantity}_std"] = summary[quantity]["std"]
+        for quantity in entry.quantities:
+            row[f"{metric}_{quantity}_mean"] = summary[quantity]["mean"]
+            row[f"{metric}_{quantity}_std"] = summary[quantity]["std"]
         for term, stats in summary["terms"].items():
             row[f"{metric}_{term}_acc_mean"] = stats["mean"]
             row[f"{metric}_{term}_acc_std"] = stats["std"]
-        syn_term = next(t for t in ("syn-any", "syn-aug") if t in s["rounds"][0]["terms"])
+        syn_term = entry.lr_term
         syn_lrs = [r["terms"][syn_term]["lr"] for r in s["rounds"]]
         row[f"{metric}_syn_lr"] = ";".join(f"{lr:g}" for lr in syn_lrs)
         row[f"{metric}_protocol"] = s["protocol_name"]
-        for setting in ("weight", "gamma", "label_type"):
-            if setting in s["settings"]:
-                row[f"{metric}_{setting}"] = s["settings"][setting]
+        for setting in entry.settings:
+            row[f"{metric}_{setting}"] = s["settings"][setting]
         row[f"{metric}_select"] = s["protocols"][syn_term]["select"]
         row[f"{metric}_rounds"] = len(s["rounds"])
         row[f"{metric}_seeds"] = ";".join(str(x) for x in s["seeds"])
     table = pd.DataFrame(list(by_method.values()))
-    sort_cols = [f"{m}_{q}_mean" for m, q in MAIN_SCORE.items() if f"{m}_{q}_mean" in table]
-    sort_cols = sort_cols[:1]  # rank by one score; the others are columns to read
+    headlines = [f"{m.name}_{m.headline}_mean" for m in metric_registry.METRICS.values()]
+    sort_cols = [c for c in headlines if c in table][:1]  # rank by one score; others are read
     if sort_cols:
         table = table.sort_values(sort_cols, ascending=False, kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))

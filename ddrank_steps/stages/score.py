@@ -1,10 +1,11 @@
 """Stage score: gather a metric's terms from cached runs and compute it per round.
 
-Metrics: `lrs_hard`, `lrs_soft` (HLR, IOR, LRS), `ars` (with/without-augmentation
-gaps, ARS) and `accuracy` (the syn set's plain test accuracy). The score file lists,
-for every round, its seed and each term's accuracy, chosen LR and run file, then the
-per-round values and the mean/std over rounds. Accuracies and their differences are
-fractions; LRS and ARS are in [0, 100].
+The metric (its formula and the quantities it summarises) comes from the metric
+registry: `lrs_hard`, `lrs_soft` (HLR, IOR, LRS), `ars` (with/without-augmentation
+gaps, ARS), `accuracy` (the syn set's plain test accuracy), and any metric added
+there. The score file lists, for every round, its seed and each term's accuracy, chosen
+LR and run file, then the per-round values and the mean/std over rounds. Accuracies and
+their differences are fractions; LRS and ARS are in [0, 100].
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ddrank_steps import cli, formulas
+from ddrank_steps import cli, formulas, metric_registry
 from ddrank_steps.errors import InputError
 from ddrank_steps.io import read_json, write_json
+from ddrank_steps.metric_registry import Metric
 from ddrank_steps.versions import software_versions
 
 log = logging.getLogger("ddrank.score")
@@ -28,17 +30,20 @@ def read_term(path: str) -> dict:
     return {"acc": selected["acc"], "lr": selected["lr"], "epoch": selected["epoch"], "run": path}
 
 
-def _rounds(spec: dict, compute) -> list[dict]:
+def score_rounds(spec: dict, metric: Metric) -> list[dict]:
+    """Every round's term accuracies, chosen LRs and run files, and the metric's values."""
     rounds = []
     for i, r in enumerate(spec["rounds"]):
         terms = {name: read_term(path) for name, path in r["terms"].items()}
         acc = {name: t["acc"] for name, t in terms.items()}
-        rounds.append({"round": i, "seed": r["seed"], "terms": terms, **compute(acc)})
+        values = metric.compute(acc, spec["settings"])
+        rounds.append({"round": i, "seed": r["seed"], "terms": terms, **values})
     return rounds
 
 
-def _summary(rounds: list[dict], quantities: tuple[str, ...]) -> dict:
-    summary = {q: formulas.mean_std([r[q] for r in rounds]) for q in quantities}
+def summarise(rounds: list[dict], metric: Metric) -> dict:
+    """Mean and population std over rounds of the metric's quantities and of each term."""
+    summary = {q: formulas.mean_std([r[q] for r in rounds]) for q in metric.quantities}
     summary["terms"] = {
         name: formulas.mean_std([r["terms"][name]["acc"] for r in rounds])
         for name in rounds[0]["terms"]
@@ -46,57 +51,16 @@ def _summary(rounds: list[dict], quantities: tuple[str, ...]) -> dict:
     return summary
 
 
-def score_lrs(spec: dict) -> dict:
-    """LRS-hard and LRS-soft: HLR from the hard terms, IOR from the method's recipe."""
-    w = spec["settings"]["weight"]
-
-    def compute(acc):
-        h = formulas.hlr(acc["real-hard"], acc["syn-hard"])
-        o = formulas.ior(acc["syn-any"], acc["rdm-any"])
-        alpha = formulas.lrs_alpha(h, o, w)
-        return {"hlr": h, "ior": o, "alpha": alpha, "lrs": formulas.normalise(alpha)}
-
-    rounds = _rounds(spec, compute)
-    return {"rounds": rounds, "summary": _summary(rounds, ("lrs", "hlr", "ior"))}
-
-
-def score_ars(spec: dict) -> dict:
-    gamma = spec["settings"]["gamma"]
-
-    def compute(acc):
-        with_aug = acc["syn-aug"] - acc["rdm-aug"]
-        without_aug = acc["syn-naug"] - acc["rdm-naug"]
-        beta = formulas.ars_beta(
-            acc["syn-aug"], acc["rdm-aug"], acc["syn-naug"], acc["rdm-naug"], gamma
-        )
-        return {
-            "with_aug": with_aug,
-            "without_aug": without_aug,
-            "beta": beta,
-            "ars": formulas.normalise(beta),
-        }
-
-    rounds = _rounds(spec, compute)
-    return {"rounds": rounds, "summary": _summary(rounds, ("ars", "with_aug", "without_aug"))}
-
-
-def score_accuracy(spec: dict) -> dict:
-    rounds = _rounds(spec, lambda acc: {"acc": acc["syn-any"]})
-    return {"rounds": rounds, "summary": _summary(rounds, ("acc",))}
-
-
-SCORERS = {
-    "lrs_hard": score_lrs,
-    "lrs_soft": score_lrs,
-    "ars": score_ars,
-    "accuracy": score_accuracy,
-}
-MAIN_QUANTITY = {"lrs_hard": "lrs", "lrs_soft": "lrs", "ars": "ars", "accuracy": "acc"}
+def score(spec: dict) -> dict:
+    """The metric of the spec, from its cached runs: rounds and their summary."""
+    metric = metric_registry.get(spec["metric"])
+    rounds = score_rounds(spec, metric)
+    return {"rounds": rounds, "summary": summarise(rounds, metric)}
 
 
 def main(args: argparse.Namespace) -> None:
     spec = args.spec
-    result = SCORERS[spec["metric"]](spec)
+    result = score(spec)
     out = {
         key: spec[key]
         for key in ("method", "metric", "dataset", "ipc", "settings", "protocol_name")
@@ -115,13 +79,13 @@ def main(args: argparse.Namespace) -> None:
         }
     )
     write_json(args.out, out)
-    main_quantity = MAIN_QUANTITY[spec["metric"]]
-    stats = result["summary"][main_quantity]
+    headline = metric_registry.get(spec["metric"]).headline
+    stats = result["summary"][headline]
     log.info(
         "%s %s: %s %.4f ± %.4f",
         spec["method"],
         spec["metric"],
-        main_quantity,
+        headline,
         stats["mean"],
         stats["std"],
     )

@@ -1,0 +1,39 @@
+"""LRS-soft: the Label-Robust Score under the method's soft-label recipe.
+
+Terms: real-hard and syn-hard as LRS-hard (syn-hard without the augmentation unless
+`use_aug_for_hard`, and, as the reference, searching the LR grid even when the method
+brings its own LR); syn-any and rdm-any under the soft-label protocol, so knowledge
+distillation lifts the random baseline as much as the method.
+"""
+
+from __future__ import annotations
+
+from ddrank_steps.errors import ConfigError
+from ddrank_steps.metric_registry import Metric
+from ddrank_steps.metric_registry._lrs import QUANTITIES, compute
+from ddrank_steps.protocol_variants import hard_version
+
+
+def plan_terms(plan, request) -> dict:
+    protocol = request.protocol
+    if protocol["labels"] != "soft":
+        raise ConfigError("LRS-soft needs a protocol with labels: soft")
+    hard = hard_version(protocol, keep_augmentation=request.settings["use_aug_for_hard"])
+    return {
+        "real-hard": plan.real_arm(request),
+        "syn-hard": plan.arm(request, hard, "syn", own_lr=False),
+        "syn-any": plan.arm(request, protocol, "syn"),
+        "rdm-any": plan.arm(request, protocol, "rdm"),
+    }
+
+
+METRIC = Metric(
+    name="lrs_soft",
+    plan_terms=plan_terms,
+    compute=compute,
+    quantities=QUANTITIES,
+    lr_term="syn-any",
+    settings=("weight",),
+    rank=1,
+    doc=__doc__,
+)
