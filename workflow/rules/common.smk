@@ -1,26 +1,34 @@
-import json
-import os
 import shlex
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
-# The stages are the ddrank_steps package next to workflow/; run that copy, with the
-# interpreter that runs Snakemake, so the code the rules declare is the code they run.
+# The stages are the ddrank_steps package next to workflow/; jobs run that copy, so the
+# code the rules declare as inputs is the code they run.
 REPO = str(Path(workflow.basedir).parent)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (REPO, os.environ.get("PYTHONPATH")) if p
-)
-PYTHON = sys.executable
 
-from ddrank_steps.datasets import prepare_settings
-from ddrank_steps.image_files import list_images
-from ddrank_steps.errors import ConfigError
+from ddrank_steps import metric_registry, paths
 from ddrank_steps.code_inputs import stage_sources, train_sources
-from ddrank_steps.plan import build_plan, canonical_json
+from ddrank_steps.datasets import prepare_settings
+from ddrank_steps.errors import ConfigError
+from ddrank_steps.image_files import list_images
+from ddrank_steps.plan import REFERENCE_SET_KINDS, build_plan, canonical_json
+
+# One interpreter for every job: the one running Snakemake (the venv or conda env that
+# ddrank was installed into), found first on PATH, so `python` in a rule is that one.
+# Each rule's `conda:` names the same packages for `--sdm conda`, which then provides
+# the interpreter itself.
+_USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+_PATH = (
+    "" if _USE_CONDA else f"PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH "
+)
+shell.prefix(
+    f"export {_PATH}PYTHONPATH={shlex.quote(REPO)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+)
 
 validate(config, "../schemas/config.schema.yaml")
 try:
@@ -37,16 +45,24 @@ wildcard_constraints:
     method=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     ipc=r"\d+",
     seed=r"\d+",
-    kind=r"random|herding|kmeans",
+    kind="|".join(REFERENCE_SET_KINDS),
     set=r"rdm-ipc\d+|syn-[A-Za-z0-9][A-Za-z0-9_.+-]*",
     protocol=r"[0-9a-f]{10}",
     teachers=r"[0-9a-f]{10}",
-    metric=r"lrs_hard|lrs_soft|ars|accuracy",
+    metric=metric_registry.wildcard_pattern(),
 
 
 def stage_code(stage):
     """The package files the stage runs: a change to any of them reruns its jobs."""
     return stage_sources(stage)
+
+
+def dataset_files(dataset):
+    """The prepared dataset's cache and metadata, as the prepare_dataset rule writes them."""
+    return {
+        "data": paths.DATASET.format(dataset=dataset),
+        "meta": paths.DATASET_META.format(dataset=dataset),
+    }
 
 
 def dataset_settings(wildcards):
@@ -74,21 +90,21 @@ def checks_zca(method):
 
 def syn_set_inputs(wildcards):
     method = PLAN.method(wildcards.method)
+    dataset = dataset_files(method["dataset"])
     inputs = {
         "images": PLAN.syn_images_input(wildcards.method),
-        "meta": f"results/datasets/{method['dataset']}/meta.json",
+        "meta": dataset["meta"],
         "code": stage_code("syn_set"),
     }
     if checks_zca(method):
         # the ZCA fit, to check that the set is in ZCA space
-        inputs["data"] = f"results/datasets/{method['dataset']}/data.pt"
-    if os.path.isdir(inputs["images"]):
+        inputs["data"] = dataset["data"]
+    if Path(inputs["images"]).is_dir():
         # every image of a folder set, so editing one reruns the import
         inputs["image_files"] = [str(p) for p in list_images(Path(inputs["images"]))]
-    if method["labels"]:
-        inputs["labels"] = method["labels"]
-    if method["soft_labels"]:
-        inputs["soft_labels"] = method["soft_labels"]
+    for key in ("labels", "soft_labels"):
+        if method[key]:
+            inputs[key] = method[key]
     if isinstance(method["lr"], str):
         inputs["lr"] = method["lr"]
     return inputs
@@ -102,14 +118,12 @@ def syn_set_args(wildcards, input):
     elif config["datasets"][method["dataset"]].get("zca"):
         args.append("--reference-set")  # only with zca: other params must not change
     if method["labels"]:
-        args += ["--labels", input.labels]
+        args += ["--labels", shlex.quote(input.labels)]
     if method["soft_labels"]:
-        args += ["--soft-labels", input.soft_labels]
+        args += ["--soft-labels", shlex.quote(input.soft_labels)]
     if method["lr"] is not None:
-        args += [
-            "--lr",
-            input.lr if isinstance(method["lr"], str) else repr(method["lr"]),
-        ]
+        lr = input.lr if isinstance(method["lr"], str) else repr(method["lr"])
+        args += ["--lr", shlex.quote(lr)]
     return " ".join(args)
 
 
@@ -117,43 +131,44 @@ def syn_set_args(wildcards, input):
 
 
 def train_inputs(wildcards):
-    inputs = {
-        "data": f"results/datasets/{wildcards.dataset}/data.pt",
-        "meta": f"results/datasets/{wildcards.dataset}/meta.json",
-        "code": train_sources(PLAN.protocols[wildcards.protocol]),
-    }
+    """The dataset, the set (none for the real split) and what the run's label source
+    reads: the teachers' checkpoints or the soft_labels stage's file."""
+    seed = int(wildcards.seed)
+    protocol = run_protocol_of(wildcards)
+    inputs = {**dataset_files(wildcards.dataset), "code": train_sources(protocol)}
     set_name = getattr(wildcards, "set", "real")
-    set_file = PLAN.train_set_input(wildcards.dataset, set_name, int(wildcards.seed))
+    set_file = PLAN.set_file(wildcards.dataset, set_name, seed)
     if set_file is not None:
         inputs["set"] = set_file
     inputs.update(
-        PLAN.train_label_inputs(
-            wildcards.dataset, set_name, wildcards.protocol, int(wildcards.seed)
-        )
+        PLAN.label_inputs(wildcards.dataset, set_name, wildcards.protocol, seed)
     )
     return inputs
 
 
 def train_args(wildcards, input):
-    """The set and, for soft labels, the teachers (mode M) or stored labels (mode S)."""
+    """The set, and the label inputs its run protocol's label_source asks for."""
+    source = run_protocol_of(wildcards)["label_source"]
     if "set" in input.keys():
         args = [f"--set {shlex.quote(input.set)}"]
     else:
         args = [f"--real --set {shlex.quote(input.data)}"]
-    if "soft_labels" in input.keys():
+    if source == "teacher_logits":
         args.append(f"--soft-labels {shlex.quote(input.soft_labels)}")
-    if "teachers" in input.keys():
+    elif source == "teachers":
         args += [f"--teacher {shlex.quote(path)}" for path in input.teachers]
     return " ".join(args)
 
 
+def run_protocol_of(wildcards):
+    try:
+        return PLAN.run_protocol_of(wildcards.protocol)
+    except ConfigError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
 def run_protocol_json(wildcards):
-    if wildcards.protocol not in PLAN.protocols:
-        raise WorkflowError(
-            f"no protocol in the config has key {wildcards.protocol}; "
-            "results/runs/ may hold runs of an earlier config"
-        )
-    return canonical_json(PLAN.protocols[wildcards.protocol])
+    return canonical_json(run_protocol_of(wildcards))
 
 
 def train_gpus(wildcards):
@@ -167,23 +182,30 @@ def real_gpus(wildcards):
 # Tiny sets train in one process (DDP would buy nothing); a real-hard job with
 # resources.real_processes > 1 runs under torchrun, one process per GPU.
 SINGLE = "-m ddrank_steps.stages.train"
-TORCHRUN = (
+REAL_LAUNCHER = (
     "-m torch.distributed.run --standalone --nnodes 1"
     f" --nproc-per-node {RES['real_processes']} -m ddrank_steps.stages.train"
+    if RES["real_processes"] > 1
+    else SINGLE
 )
-REAL_LAUNCHER = TORCHRUN if RES["real_processes"] > 1 else SINGLE
 
 
-# One command for every training job; the real-hard runs add --checkpoint so that
-# their weights can serve as teachers. gpu_lease gives the job its own GPUs on a
-# workstation (Snakemake only counts them) and passes through under SLURM or with none.
-TRAIN_CMD = (
-    "{PYTHON} -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
-    " {PYTHON} {params.launcher} {params.args}"
+def save_checkpoint(wildcards, output):
+    """real-hard runs keep their selected weights, so that they can serve as teachers."""
+    return f"--checkpoint {shlex.quote(output.checkpoint)}"
+
+
+# One command for every training job (train and train_real). gpu_lease gives the job its
+# own GPUs on a workstation (Snakemake only counts them) and passes through under SLURM
+# or with none.
+TRAIN_SHELL = (
+    "python -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
+    " python {params.launcher} {params.args}"
     " --data {input.data:q} --meta {input.meta:q}"
     " --protocol {params.protocol:q} --protocol-key {wildcards.protocol}"
     " --seed {wildcards.seed} --device {params.device} --threads {threads}"
-    " --workers {resources.data_workers} --out {output.json:q}"
+    " --workers {resources.data_workers} --out {output.json:q} {params.save}"
+    " > {log:q} 2>&1"
 )
 
 
@@ -194,8 +216,8 @@ def soft_label_inputs(wildcards):
     teachers = PLAN.teacher_sets[wildcards.teachers]
     seed = int(wildcards.seed)
     return {
-        "set": PLAN.train_set_input(wildcards.dataset, wildcards.set, seed),
-        "meta": f"results/datasets/{wildcards.dataset}/meta.json",
+        "set": PLAN.set_file(wildcards.dataset, wildcards.set, seed),
+        "meta": dataset_files(wildcards.dataset)["meta"],
         "teachers": PLAN.teacher_paths(teachers, wildcards.dataset, seed),
         "code": stage_code("soft_labels"),
     }

@@ -2,16 +2,19 @@ rule score:
     input:
         unpack(score_inputs),
     output:
-        "results/scores/{method}/{metric}.json",
+        paths.SCORE,
     log:
         "results/logs/score/{method}/{metric}.log",
+    conda:
+        "../envs/ddrank.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
     params:
         spec=score_spec,
     shell:
-        "{PYTHON} -m ddrank_steps.stages.score --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"
+        "python -m ddrank_steps.stages.score --spec {params.spec:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule leaderboard:
@@ -19,13 +22,15 @@ rule leaderboard:
         scores=PLAN.score_targets(),
         code=stage_code("leaderboard"),
     output:
-        csv="results/leaderboard.csv",
-        html="results/report.html",
+        csv=paths.LEADERBOARD,
+        html=paths.REPORT,
     log:
         "results/logs/leaderboard.log",
+    conda:
+        "../envs/ddrank.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
     shell:
-        "{PYTHON} -m ddrank_steps.stages.leaderboard --csv {output.csv:q} --html {output.html:q}"
+        "python -m ddrank_steps.stages.leaderboard --csv {output.csv:q} --html {output.html:q}"
         " {input.scores:q} > {log:q} 2>&1"

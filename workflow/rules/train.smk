@@ -4,9 +4,11 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        json="results/runs/{dataset}/{set}/{protocol}/seed{seed}.json",
+        json=paths.RUN,
     log:
         "results/logs/train/{dataset}/{set}/{protocol}/seed{seed}.log",
+    conda:
+        "../envs/ddrank.yaml"
     threads: RES["train_threads"]
     resources:
         mem_mb=RES["train_mem_mb"],
@@ -18,8 +20,9 @@ rule train:
         args=train_args,
         device=DEVICE,
         launcher=SINGLE,
+        save="",
     shell:
-        TRAIN_CMD + " > {log:q} 2>&1"
+        TRAIN_SHELL
 
 
 # real-hard: the model on the whole real train split. Its checkpoint is the teacher of
@@ -28,10 +31,12 @@ rule train_real:
     input:
         unpack(train_inputs),
     output:
-        json="results/runs/{dataset}/real/{protocol}/seed{seed}.json",
-        checkpoint="results/runs/{dataset}/real/{protocol}/seed{seed}.pt",
+        json=paths.REAL_RUN,
+        checkpoint=paths.REAL_CHECKPOINT,
     log:
         "results/logs/train/{dataset}/real/{protocol}/seed{seed}.log",
+    conda:
+        "../envs/ddrank.yaml"
     threads: RES["train_threads"] * RES["real_processes"]
     resources:
         mem_mb=RES["train_mem_mb"],
@@ -43,8 +48,9 @@ rule train_real:
         args=train_args,
         device=DEVICE,
         launcher=REAL_LAUNCHER,
+        save=save_checkpoint,
     shell:
-        TRAIN_CMD + " --checkpoint {output.checkpoint:q} > {log:q} 2>&1"
+        TRAIN_SHELL
 
 
 # Mode-S soft labels of a set: the teacher ensemble's logits on its un-augmented images.
@@ -52,9 +58,11 @@ rule soft_labels:
     input:
         unpack(soft_label_inputs),
     output:
-        "results/soft_labels/{dataset}/{set}/{teachers}/seed{seed}.pt",
+        paths.SOFT_LABELS,
     log:
         "results/logs/soft_labels/{dataset}/{set}/{teachers}/seed{seed}.log",
+    conda:
+        "../envs/ddrank.yaml"
     threads: RES["train_threads"]
     resources:
         mem_mb=RES["train_mem_mb"],
@@ -64,7 +72,7 @@ rule soft_labels:
         args=soft_label_args,
         device=DEVICE,
     shell:
-        "{PYTHON} -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
-        " {PYTHON} -m ddrank_steps.stages.soft_labels --set {input.set:q} --meta {input.meta:q}"
+        "python -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
+        " python -m ddrank_steps.stages.soft_labels --set {input.set:q} --meta {input.meta:q}"
         " {params.args} --device {params.device} --threads {threads}"
         " --out {output:q} > {log:q} 2>&1"
