@@ -18,7 +18,7 @@ from ddrank_steps.datasets import prepare_settings
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.io import read_json
 from ddrank_steps.stages import random_subset
-from ddrank_steps.stages.syn_set import import_set
+from ddrank_steps.syn_import import import_set
 from ddrank_steps.zca import fit_zca
 
 IPC = 3

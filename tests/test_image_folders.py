@@ -22,7 +22,7 @@ from ddrank_steps.artifacts import DatasetMeta
 from ddrank_steps.errors import InputError
 from ddrank_steps.png_folder import read_png_folder, write_png_folder
 from ddrank_steps.stages import random_subset
-from ddrank_steps.stages.syn_set import import_set, read_image_folder
+from ddrank_steps.syn_import import import_set, read_image_folder
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
