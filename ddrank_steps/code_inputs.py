@@ -4,15 +4,17 @@ exactly the jobs that run the changed code.
 Read by the workflow while it builds the DAG, once per job: plain Python (no torch), and
 each module's import walk is done once per process.
 
-The model families and the batch augmentations are imported on first use (through
-importlib, which the walk does not follow), so a stage's own sources name none of them; the
-functions for jobs that build a model or augment add the ones their protocol names.
+The model families, the batch augmentations and the metric modules are imported on first
+use or by name (through importlib, which the walk does not follow), so a stage's own
+sources name none of them; the functions for jobs that build a model, augment or score
+add the ones their protocol or metric names.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import pkgutil
 from pathlib import Path
 
 from ddrank_steps.models import family_module
@@ -45,6 +47,19 @@ def soft_labels_sources(teachers: list[dict]) -> list[str]:
     return _sources(modules)
 
 
+def score_sources(metric: str) -> list[str]:
+    """The files a score job runs: the stage and its metric's registry module (the
+    registry imports its modules by name, which the walk does not follow)."""
+    return _sources(["ddrank_steps.stages.score", *_metric_modules([metric])])
+
+
+def leaderboard_sources() -> list[str]:
+    """The files the leaderboard job runs: the stage and every metric module, since it
+    reads each metric's quantities, settings and rank."""
+    names = [m.name for m in pkgutil.iter_modules([str(PACKAGE_DIR / "metric_registry")])]
+    return _sources(["ddrank_steps.stages.leaderboard", *_metric_modules(names)])
+
+
 def module_sources(module: str) -> list[str]:
     """The package files a stage's module runs: itself and every ddrank_steps module it
     imports, transitively. Rules list them as inputs so a code change reruns its jobs."""
@@ -58,6 +73,12 @@ def _sources(modules: list[str]) -> list[str]:
 def _model_modules(models) -> list[str]:
     # None for a name of no built-in family: the planner has rejected it already.
     return [m for m in (family_module(name) for name in models) if m is not None]
+
+
+def _metric_modules(names) -> list[str]:
+    # a metric registered at run time (a test's) has no module in the package
+    folder = PACKAGE_DIR / "metric_registry"
+    return [f"ddrank_steps.metric_registry.{n}" for n in names if (folder / f"{n}.py").is_file()]
 
 
 def _augmentation_modules(name: object) -> list[str]:

@@ -277,3 +277,13 @@ def test_editing_a_model_file_reruns_only_the_jobs_that_build_that_model(tmp_pat
     planned = planned_jobs(repo, workdir)
     assert planned["train"] == first["train"], planned
     assert planned["train_real"] == first["train_real"], planned
+
+
+def test_a_score_job_runs_its_metric_module_and_the_leaderboard_every_metric():
+    from ddrank_steps.code_inputs import leaderboard_sources, score_sources
+
+    score = {Path(p).relative_to(REPO / "ddrank_steps").as_posix() for p in score_sources("ars")}
+    assert {"stages/score.py", "metric_registry/ars.py", "formulas.py"} <= score
+    assert "metric_registry/lrs_hard.py" not in score
+    board = {Path(p).name for p in leaderboard_sources()}
+    assert {"lrs_hard.py", "lrs_soft.py", "_lrs.py", "ars.py", "accuracy.py"} <= board

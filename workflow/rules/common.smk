@@ -12,7 +12,13 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from ddrank_steps import metric_registry, paths
-from ddrank_steps.code_inputs import stage_sources, train_sources
+from ddrank_steps.code_inputs import (
+    leaderboard_sources,
+    score_sources,
+    soft_labels_sources,
+    stage_sources,
+    train_sources,
+)
 from ddrank_steps.datasets import prepare_settings
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.image_files import list_images
@@ -219,7 +225,7 @@ def soft_label_inputs(wildcards):
         "set": PLAN.set_file(wildcards.dataset, wildcards.set, seed),
         "meta": dataset_files(wildcards.dataset)["meta"],
         "teachers": PLAN.teacher_paths(teachers, wildcards.dataset, seed),
-        "code": stage_code("soft_labels"),
+        "code": soft_labels_sources(teachers),
     }
 
 
@@ -239,5 +245,5 @@ def score_spec(wildcards):
 def score_inputs(wildcards):
     return {
         "runs": PLAN.score_inputs(wildcards.method, wildcards.metric),
-        "code": stage_code("score"),
+        "code": score_sources(wildcards.metric),
     }

@@ -20,7 +20,7 @@ rule score:
 rule leaderboard:
     input:
         scores=PLAN.score_targets(),
-        code=stage_code("leaderboard"),
+        code=leaderboard_sources(),
     output:
         csv=paths.LEADERBOARD,
         html=paths.REPORT,
