@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddrank_steps import dataset_cache
+from ddrank_steps import coresets, dataset_cache
 from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
 from ddrank_steps.errors import InputError
 from ddrank_steps.seeding import derive_seed, rdm_subset_seed, reference_set_seed, round_seeds
@@ -125,7 +125,7 @@ def test_herding_order_matches_hand_worked_greedy_choice():
     #      (nearest-to-mean ranking would pick c here: herding is not that)
     # t=4: c
     features = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 2.0], [2.0, 1.0]])
-    assert reference_set.herding_order(features, 4) == [3, 0, 1, 2]
+    assert coresets.herding_order(features, 4) == [3, 0, 1, 2]
 
 
 # --- stages on digits ------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_random_subset_other_round_seed_draws_other_images(digits, rdm_twice, tm
 @pytest.mark.parametrize("kind", ["random", "herding", "kmeans"])
 def test_reference_set_has_ipc_images_per_class_with_class_sorted_labels(kind, digits_train):
     meta, images, labels = digits_train
-    blob = reference_set.build(kind, images, labels, meta, 3, seed=11, source="data.pt")
+    blob = coresets.build(kind, images, labels, meta, 3, seed=11, source="data.pt")
     assert blob["images"].shape == (30, 1, 8, 8)
     assert blob["images"].dtype == torch.float32
     assert blob["labels"].tolist() == torch.arange(10).repeat_interleave(3).tolist()
@@ -273,7 +273,7 @@ def test_reference_set_has_ipc_images_per_class_with_class_sorted_labels(kind, d
 @pytest.mark.parametrize("kind", ["random", "herding"])
 def test_reference_set_of_real_images_records_their_indices(kind, digits_train):
     meta, images, labels = digits_train
-    blob = reference_set.build(kind, images, labels, meta, 3, seed=11, source="data.pt")
+    blob = coresets.build(kind, images, labels, meta, 3, seed=11, source="data.pt")
     idx = torch.tensor(blob["info"]["indices"])
     assert torch.equal(blob["images"], images[idx])
     assert torch.equal(blob["labels"], labels[idx])
@@ -282,14 +282,14 @@ def test_reference_set_of_real_images_records_their_indices(kind, digits_train):
 def test_reference_random_set_is_not_the_rdm_subset_of_round_zero(digits_train, rdm_twice):
     meta, images, labels = digits_train
     seed = reference_set_seed("random", "digits", 10, 0)
-    blob = reference_set.build("random", images, labels, meta, 10, seed, "data.pt")
+    blob = coresets.build("random", images, labels, meta, 10, seed, "data.pt")
     rdm = json.loads((rdm_twice[0] / "set.json").read_text())["indices"]
     assert blob["info"]["indices"] != rdm
 
 
 def test_reference_kmeans_images_are_not_all_training_images(digits_train):
     meta, images, labels = digits_train
-    blob = reference_set.build("kmeans", images, labels, meta, 3, seed=11, source="data.pt")
+    blob = coresets.build("kmeans", images, labels, meta, 3, seed=11, source="data.pt")
     flat_train = images.flatten(1).double()
     nearest = torch.cdist(blob["images"].flatten(1).double(), flat_train).min(1).values
     assert (nearest > 1e-4).any()
@@ -299,7 +299,7 @@ def test_reference_set_with_too_few_images_names_the_class(digits_train):
     meta, images, labels = digits_train
     keep = torch.cat([torch.nonzero(labels == 0).flatten()[:2], torch.nonzero(labels != 0)[:, 0]])
     with pytest.raises(InputError, match=r"data\.pt: field 'class 0': has 2 images < ipc=3"):
-        reference_set.build("herding", images[keep], labels[keep], meta, 3, 11, "data.pt")
+        coresets.build("herding", images[keep], labels[keep], meta, 3, 11, "data.pt")
 
 
 def test_reference_sets_cli_writes_a_set_file(digits, tmp_path):
