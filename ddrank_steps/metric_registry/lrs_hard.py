@@ -9,8 +9,7 @@ LRS = normalise(w·IOR − (1 − w)·HLR).
 from __future__ import annotations
 
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.metric_registry import Metric
-from ddrank_steps.metric_registry._lrs import QUANTITIES, compute
+from ddrank_steps.metric_registry._lrs import lrs_metric
 
 
 def plan_terms(plan, request) -> dict:
@@ -26,13 +25,4 @@ def plan_terms(plan, request) -> dict:
     }
 
 
-METRIC = Metric(
-    name="lrs_hard",
-    plan_terms=plan_terms,
-    compute=compute,
-    quantities=QUANTITIES,
-    lr_term="syn-any",
-    settings=("weight",),
-    rank=0,
-    doc=__doc__,
-)
+METRIC = lrs_metric("lrs_hard", plan_terms, rank=0, doc=__doc__)

@@ -9,8 +9,7 @@ distillation lifts the random baseline as much as the method.
 from __future__ import annotations
 
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.metric_registry import Metric
-from ddrank_steps.metric_registry._lrs import QUANTITIES, compute
+from ddrank_steps.metric_registry._lrs import lrs_metric
 from ddrank_steps.protocol_variants import hard_version
 
 
@@ -27,13 +26,4 @@ def plan_terms(plan, request) -> dict:
     }
 
 
-METRIC = Metric(
-    name="lrs_soft",
-    plan_terms=plan_terms,
-    compute=compute,
-    quantities=QUANTITIES,
-    lr_term="syn-any",
-    settings=("weight",),
-    rank=1,
-    doc=__doc__,
-)
+METRIC = lrs_metric("lrs_soft", plan_terms, rank=1, doc=__doc__)
