@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,19 @@ def dry_run(workdir: Path, config: dict) -> str:
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]
     return text
+
+
+def job_counts(dry_run_text: str) -> dict[str, int]:
+    """Rule -> job count from a `snakemake --dry-run`'s 'Job stats' table (empty when there
+    is nothing to do)."""
+    if "Job stats:" not in dry_run_text:
+        assert "Nothing to be done" in dry_run_text, dry_run_text[-3000:]
+        return {}
+    counts = {}
+    for line in dry_run_text.split("Job stats:", 1)[1].splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import job_counts
 
 from ddrank_steps import code_inputs
 from ddrank_steps.code_inputs import (
@@ -233,19 +234,7 @@ def snakemake(repo: Path, workdir: Path, *args: str) -> str:
 
 def planned_jobs(repo: Path, workdir: Path) -> dict[str, int]:
     """Rule -> job count of a dry-run (empty when there is nothing to do)."""
-    text = snakemake(repo, workdir, "--dry-run")
-    if "Job stats:" not in text:
-        assert "Nothing to be done" in text, text[-3000:]
-        return {}
-    table = text.split("Job stats:", 1)[1].splitlines()[3:]
-    counts = {}
-    for line in table:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        if match.group(1) != "total":
-            counts[match.group(1)] = int(match.group(2))
-    return counts
+    return job_counts(snakemake(repo, workdir, "--dry-run"))
 
 
 def edit(path: Path) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers import job_counts
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -64,20 +65,9 @@ def snakemake(
 
 
 def planned_jobs(workdir: Path) -> dict[str, int]:
-    """Rule -> job count from a dry-run's 'Job stats' table (empty when nothing to do)."""
+    """Rule -> job count of a dry-run (empty when there is nothing to do)."""
     proc = snakemake(workdir, "--dry-run")
-    text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:", 1)[1]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        if match.group(1) != "total":
-            counts[match.group(1)] = int(match.group(2))
-    return counts
+    return job_counts(proc.stdout + proc.stderr)
 
 
 @pytest.fixture(scope="module")
