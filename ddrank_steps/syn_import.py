@@ -6,10 +6,11 @@ with one error (`InputError`) naming the file, the field and what was expected.
 Accepted inputs:
 - `images`: a `.pt` holding a float tensor (N, C, H, W) in the dataset's normalised
   space, or a uint8 tensor of 0-255 pixels (normalised here), or a dict with
-  `images` (and optionally `labels`, `lr`); or an image folder with one subfolder per
+  `images` (and optionally `labels`, `soft_labels`, `lr`); or an image folder with one subfolder per
   class (png/jpg, read as 0-255 pixels and normalised here), labelled by its folder;
 - `labels`: absent (class-sorted hard labels, as the reference assumes), a `.pt`
-  holding hard labels (N,) or soft labels (N, num_classes);
+  holding hard labels (N,) or soft labels (N, num_classes); soft labels alone leave the
+  hard labels class-sorted (or the folders'), as the reference's, never their argmax;
 - `soft_labels`: a `.pt` of (N, num_classes) teacher logits, used by mode-S protocols;
 - `lr`: a number, or a `.pt` / `.txt` file holding one.
 
@@ -52,12 +53,14 @@ def import_set(
     by the reference_set stage from the whitened train split, so in ZCA space by construction)."""
     if meta.zca and zca is None and not reference_set:
         raise ValueError(f"dataset {meta.name} has zca: import_set needs its ZCA fit")
-    x, inline_labels, inline_lr, folder_labels = read_set_images(images, meta)
+    x, inline_labels, inline_lr, folder_labels, inline_soft = read_set_images(images, meta)
     hard, soft, labelled = set_labels(
         x.shape[0], ipc, meta, images, labels, inline_labels, folder_labels
     )
     if soft_labels is not None:
         soft = read_soft_labels(soft_labels, x.shape[0], meta)
+    elif inline_soft is not None:
+        soft = check_soft_labels(inline_soft, x.shape[0], meta, images, "soft_labels")
     lr_value = resolve_lr(lr if lr is not None else inline_lr, images)
     zca_check = None
     if meta.zca and reference_set:
@@ -92,14 +95,14 @@ def import_set(
 
 
 def read_set_images(images: str, meta: DatasetMeta):
-    """(normalised images, inline labels, inline lr, folder labels) of a `.pt` file or a
-    class-folder tree: a `.pt` dict may hold labels and lr; a tree is labelled by its
-    folders (and those are its inline labels)."""
+    """(normalised images, inline labels, inline lr, folder labels, inline soft labels) of
+    a `.pt` file or a class-folder tree: a `.pt` dict may hold labels, soft_labels and lr; a
+    tree is labelled by its folders (and those are its inline labels)."""
     if Path(images).is_dir():
         x, folder_labels = read_image_folder(images, meta)
-        return x, folder_labels, None, folder_labels
-    x, inline_labels, inline_lr = read_images(images, meta)
-    return x, inline_labels, inline_lr, None
+        return x, folder_labels, None, folder_labels, None
+    x, inline_labels, inline_lr, inline_soft = read_images(images, meta)
+    return x, inline_labels, inline_lr, None, inline_soft
 
 
 def set_labels(
@@ -120,6 +123,18 @@ def set_labels(
     else:
         label_blob, label_source = inline_labels, images
     hard, soft = resolve_labels(label_blob, n, ipc, meta, label_source)
+    if hard is None:  # soft labels only: hard labels as the reference builds them
+        hard = (
+            folder_labels if folder_labels is not None else class_sorted(n, ipc, meta, label_source)
+        )
+        agree = float((soft.argmax(1) == hard).float().mean())
+        log.info(
+            "%s: soft labels (N, classes) without hard labels; the hard labels are %s, as the "
+            "reference's; the soft labels' argmax agrees with them on %.1f%% of images",
+            label_source,
+            "the class folders" if folder_labels is not None else "class-sorted",
+            100 * agree,
+        )
     if folder_labels is not None and labels is not None:
         if soft is None and not torch.equal(hard, folder_labels):
             wrong = int((hard != folder_labels).sum())
@@ -134,6 +149,21 @@ def set_labels(
     return hard, soft, label_blob is not None
 
 
+def class_sorted(n: int, ipc: int, meta: DatasetMeta, source: str) -> torch.Tensor:
+    """`[0]*ipc + [1]*ipc + …`, the reference's hard labels when it is given none."""
+    k = meta.num_classes
+    if n != k * ipc:
+        raise InputError(
+            source,
+            "labels",
+            f"absent or soft only, so class-sorted hard labels are assumed, but there are {n} "
+            f"images and num_classes x ipc = {k} x {ipc} = {k * ipc}",
+            "give hard labels in `labels` (and soft ones in `soft_labels`), or check the "
+            "method's ipc",
+        )
+    return torch.arange(k).repeat_interleave(ipc)
+
+
 def _load_pt(path: str, field: str):
     if not Path(path).is_file():
         raise InputError(path, field, "file not found", "check the method's path in the config")
@@ -146,15 +176,17 @@ def _load_pt(path: str, field: str):
 
 
 def read_images(path: str, meta: DatasetMeta):
-    """Normalised float images, plus labels/lr when the file is a dict."""
+    """Normalised float images, plus labels, lr and soft_labels when the file is a dict."""
     blob = _load_pt(path, "images")
-    labels = lr = None
+    labels = lr = soft = None
     if isinstance(blob, dict):
         if "images" not in blob:
             raise InputError(
                 path, "images", f"dict has keys {sorted(blob)} but no 'images'", "add 'images'"
             )
-        labels, lr = blob.get("labels"), blob.get("lr")
+        labels, lr, soft = blob.get("labels"), blob.get("lr"), blob.get("soft_labels")
+        if soft is not None and not isinstance(soft, torch.Tensor):
+            raise InputError(path, "soft_labels", f"is a {type(soft).__name__}, not a tensor")
         blob = blob["images"]
     if not isinstance(blob, torch.Tensor):
         raise InputError(path, "images", f"is a {type(blob).__name__}, not a tensor")
@@ -192,7 +224,7 @@ def read_images(path: str, meta: DatasetMeta):
             f"values span [{blob.min():.1f}, {blob.max():.1f}], which looks like raw 0-255 pixels",
             "save uint8 pixels, or normalise with the dataset's mean/std",
         )
-    return blob, labels, lr
+    return blob, labels, lr, soft
 
 
 def _pixels_to_normalised(pixels: torch.Tensor, meta: DatasetMeta) -> torch.Tensor:
@@ -275,18 +307,11 @@ def read_image_folder(path: str, meta: DatasetMeta) -> tuple[torch.Tensor, torch
 
 
 def resolve_labels(labels, n: int, ipc: int, meta: DatasetMeta, source: str):
-    """Hard labels (N,) and, when given, soft labels (N, K)."""
+    """Hard labels (N,) and, when given, soft labels (N, K); hard labels are None when the
+    labels are soft only (the caller takes the folders' or class-sorted ones)."""
     k = meta.num_classes
     if labels is None:
-        if n != k * ipc:
-            raise InputError(
-                source,
-                "labels",
-                f"absent, so class-sorted labels are assumed, but there are {n} images "
-                f"and num_classes x ipc = {k} x {ipc} = {k * ipc}",
-                "give a labels file, or check the method's ipc",
-            )
-        return torch.arange(k).repeat_interleave(ipc), None
+        return class_sorted(n, ipc, meta, source), None
     if not isinstance(labels, torch.Tensor):
         raise InputError(source, "labels", f"is a {type(labels).__name__}, not a tensor")
     if labels.dim() == 0:
@@ -296,8 +321,9 @@ def resolve_labels(labels, n: int, ipc: int, meta: DatasetMeta, source: str):
             source, "labels", f"{labels.shape[0]} labels for {n} images", "one label per image"
         )
     if labels.dim() == 2:
-        soft = check_soft_labels(labels, n, meta, source, "labels")
-        return soft.argmax(1), soft
+        # Not argmax: a teacher's soft label need not point at the class an image was
+        # distilled for (SRe2L, RDED), and the rdm baseline needs ipc images per class.
+        return None, check_soft_labels(labels, n, meta, source, "labels")
     fractional = labels.is_floating_point() and not torch.equal(labels, labels.round())
     if labels.dim() != 1 or fractional:
         raise InputError(

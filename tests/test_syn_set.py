@@ -63,19 +63,19 @@ def raises_input_error(path, field: str, expected: str):
 
 def test_float_tensor_is_taken_as_already_normalised(tmp_path):
     x = images()
-    got, labels, lr = read_images(save(tmp_path / "x.pt", x), META)
+    got, labels, lr, _ = read_images(save(tmp_path / "x.pt", x), META)
     assert torch.equal(got, x)
     assert labels is None and lr is None
 
 
 def test_float64_tensor_is_stored_as_float32(tmp_path):
-    got, _, _ = read_images(save(tmp_path / "x.pt", images().double()), META)
+    got, _, _, _ = read_images(save(tmp_path / "x.pt", images().double()), META)
     assert got.dtype == torch.float32
 
 
 def test_uint8_tensor_is_normalised_from_0_255_pixels(tmp_path):
     raw = torch.randint(0, 256, (N, 1, 8, 8), dtype=torch.uint8)
-    got, _, _ = read_images(save(tmp_path / "x.pt", raw), META)
+    got, _, _, _ = read_images(save(tmp_path / "x.pt", raw), META)
     # (pixel/255 − mean)/std, e.g. 255 → (1 − 0.3)/0.4 = 1.75
     assert torch.allclose(got, (raw.float() / 255.0 - 0.3) / 0.4)
 
@@ -83,7 +83,7 @@ def test_uint8_tensor_is_normalised_from_0_255_pixels(tmp_path):
 def test_dict_with_images_labels_and_lr_is_unpacked(tmp_path):
     x, y = images(), shuffled_labels()
     path = save(tmp_path / "x.pt", {"images": x, "labels": y, "lr": 0.02})
-    got, labels, lr = read_images(path, META)
+    got, labels, lr, _ = read_images(path, META)
     assert torch.equal(got, x)
     assert torch.equal(labels, y)
     assert lr == 0.02
@@ -114,14 +114,40 @@ def test_import_set_reads_hard_labels_from_their_own_file(tmp_path):
     assert blob["info"]["label_kind"] == "hard"
 
 
-def test_import_set_soft_labels_give_argmax_hard_labels_and_keep_soft(tmp_path):
+def test_import_set_soft_labels_alone_keep_class_sorted_hard_labels(tmp_path):
+    # As the reference: soft labels never decide the hard ones (their argmax need not be
+    # the class an image was distilled for)
     soft = torch.full((N, 10), -1.0)
     soft[torch.arange(N), shuffled_labels()] = 3.0
     labels_path = save(tmp_path / "y.pt", soft)
     blob = import_set("m", save(tmp_path / "x.pt", images()), labels_path, None, IPC, META)
-    assert torch.equal(blob["labels"], shuffled_labels())
+    assert torch.equal(blob["labels"], SORTED)
     assert torch.equal(blob["soft_labels"], soft)
     assert blob["info"]["label_kind"] == "soft"
+
+
+def test_soft_labels_whose_argmax_is_unbalanced_are_accepted(tmp_path):
+    # SRe2L-style: the teacher calls most images class 0; the set still has ipc per class
+    soft = torch.randn(N, 10, generator=torch.Generator().manual_seed(2))
+    soft[:, 0] += 10.0
+    inline = save(tmp_path / "x.pt", {"images": images(), "labels": soft})
+    blob = import_set("m", inline, None, None, IPC, META)
+    assert torch.equal(blob["labels"], SORTED) and torch.equal(blob["soft_labels"], soft)
+
+
+def test_a_dict_may_carry_hard_labels_and_soft_labels(tmp_path):
+    soft = torch.randn(N, 10, generator=torch.Generator().manual_seed(3))
+    inline = {"images": images(), "labels": shuffled_labels(), "soft_labels": soft}
+    blob = import_set("m", save(tmp_path / "x.pt", inline), None, None, IPC, META)
+    assert torch.equal(blob["labels"], shuffled_labels())
+    assert torch.equal(blob["soft_labels"], soft)
+
+
+def test_soft_labels_alone_need_num_classes_times_ipc_images(tmp_path):
+    soft = torch.randn(N + 1, 10)
+    inline = save(tmp_path / "x.pt", {"images": images(N + 1), "labels": soft})
+    with raises_input_error(inline, "labels", "give hard labels in `labels`"):
+        import_set("m", inline, None, None, IPC, META)
 
 
 def test_resolve_labels_accepts_integral_float_hard_labels():
