@@ -178,6 +178,10 @@ class RunGroup:
     teachers: torch.nn.Module | None = None
     transform: BatchTransform | None = None
     keep_state: bool = False
+    # The real train split: a real-hard run is also its round's teacher, so it draws its
+    # initial weights from its own stream; from the students' stream, every student would
+    # start from its teacher's initial weights.
+    real: bool = False
 
 
 @dataclass
@@ -203,7 +207,9 @@ def _start_run(group: RunGroup, lr: float) -> _Run:
     (initial weights, then batch order, augmentation and transform streams), so every run
     of a group starts from the same weights and sees the same batches."""
     protocol, seed, device = group.protocol, group.seed, group.train.images.device
-    torch.manual_seed(derive_seed("init", seed))
+    torch.manual_seed(
+        derive_seed("init", "real", seed) if group.real else derive_seed("init", seed)
+    )
     channels, height, width = group.shape
     model = build_model(
         protocol["model"],

@@ -33,6 +33,7 @@ import yaml
 
 from ddrank_steps import metric_registry, paths
 from ddrank_steps.errors import ConfigError
+from ddrank_steps.models import canonical_options
 from ddrank_steps.seeding import round_seeds
 
 REFERENCE_SET_KINDS = ("random", "herding", "kmeans")
@@ -65,6 +66,7 @@ TRAINING_KEYS = (
     "select",
     "train_transforms",
     "test_transforms",
+    "processes",
 )
 # Optional lists (see transforms.batches): in a run protocol only when given, so a protocol
 # without them keeps the key it had before they existed.
@@ -94,13 +96,54 @@ def protocol_key(run_protocol: dict) -> str:
     return hashlib.sha256(canonical_json(keyed).encode()).hexdigest()[:KEY_LENGTH]
 
 
+def canonicalise(run: dict) -> None:
+    """One spelling per training: model options and augmentation parameters with every
+    default filled in and the reference's names turned into ours, numbers as floats or
+    ints, so two spellings of one run share its key (and a default that changes in the
+    code changes the key). A selection or test interval the planner has not resolved is
+    its bug, not the config's."""
+    from ddrank_steps.augment import canonical_augmentation
+
+    for key in ("select", "test_interval"):
+        if run.get(key) is None:
+            raise ValueError(f"run protocol without {key}: resolve_protocol sets it")
+    run["model_options"] = canonical_options(run["model"], run.get("model_options"))
+    run["augmentation"], run["aug_params"] = canonical_augmentation(
+        run.get("augmentation"), run.get("aug_params")
+    )
+    for key in ("weight_decay", "gamma"):
+        if run.get(key) is not None:
+            run[key] = float(run[key])
+    momentum = run.get("momentum")
+    if momentum is not None:
+        run["momentum"] = (
+            [float(m) for m in momentum] if isinstance(momentum, list) else float(momentum)
+        )
+    for key in ("epochs", "batch_size", "test_interval", "step_size"):
+        if run.get(key) is not None:
+            run[key] = int(run[key])
+
+
+def resolve_protocol(protocol: dict, metric: metric_registry.Metric) -> dict:
+    """The metric's protocol with what it leaves to the metric filled in: the test interval
+    (the reference's per metric: 10 for hard-label metrics, 20 for LRS-soft and ARS) and the
+    selection rule (`best`, the reference's). An explicit value wins."""
+    resolved = copy.deepcopy(protocol)
+    if resolved.get("test_interval") is None:
+        resolved["test_interval"] = metric.test_interval
+    if resolved.get("select") is None:
+        resolved["select"] = "best"
+    return resolved
+
+
 def run_protocol(protocol: dict, lr_source: str, labels: dict | None = None) -> dict:
     """The canonical protocol of one run: training keys, the resolved LR and, for soft
     labels, the resolved recipe (loss kwargs with defaults, teachers and their sources)."""
     run = {k: copy.deepcopy(protocol.get(k)) for k in TRAINING_KEYS}
-    for key in TRANSFORM_KEYS:
+    for key in (*TRANSFORM_KEYS, "processes"):  # keys that only some runs have
         if not run[key]:
             del run[key]
+    canonicalise(run)
     run["labels"] = "soft" if labels else "hard"
     run["label_source"] = "none"
     if labels:
@@ -169,7 +212,7 @@ class Plan:
     teacher_sets: dict[str, list] = field(default_factory=dict)  # key -> resolved teachers
     scores: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, metric)
     sets: dict[str, SetId] = field(default_factory=dict)  # set wildcard -> set
-    _inline_lr: dict[str, bool] = field(default_factory=dict, repr=False)
+    _peeked: dict[str, dict] = field(default_factory=dict, repr=False)
 
     # --- building -------------------------------------------------------------------------
     def add_run(self, dataset: str, set_id: SetId, protocol: dict, seed: int) -> str:
@@ -197,15 +240,35 @@ class Plan:
                 f"real_protocols.{name}.train_transforms: dataset {dataset} is ZCA-whitened, "
                 "so its train split holds no pixels for transforms; remove them"
             )
-        for key in ("model", "model_options"):
-            if real.get(key) not in (None, {}, protocol.get(key)):
+        same = {
+            "model": real.get("model") in (None, protocol["model"]),
+            "model_options": not real.get("model_options")
+            or canonical_options(protocol["model"], real["model_options"])
+            == canonical_options(protocol["model"], protocol.get("model_options")),
+        }
+        for key, agrees in same.items():
+            if not agrees:
                 raise ConfigError(
                     f"real_protocols.{name}.{key}: the real-hard run must use the metric's own "
                     f"model; remove this key"
                 )
+        if real.get("select") not in (None, protocol["select"]):
+            raise ConfigError(
+                f"real_protocols.{name}.select: the real-hard run is chosen by the metric "
+                f"protocol's select ('{protocol['select']}'), so HLR compares like with like; "
+                "remove this key"
+            )
         real["model"] = protocol["model"]
         real["model_options"] = copy.deepcopy(protocol.get("model_options") or {})
         real["labels"] = "hard"
+        real["select"] = protocol["select"]
+        if real.get("test_interval") is None:  # the entry's own interval wins
+            real["test_interval"] = protocol["test_interval"]
+        # The per-process batch decides BatchNorm statistics, and each process draws its own
+        # transform stream, so a run on 4 processes is another run than on 1. Keyed for
+        # every model, not only those with batch statistics: the summation order of the
+        # all-reduced gradients differs too, and one rule is easier to trust.
+        real["processes"] = self.config.get("resources", {}).get("real_processes", 1)
         # one test transform for every term of a score (real_protocols cannot set one)
         real["test_transforms"] = copy.deepcopy(protocol.get("test_transforms"))
         return run_protocol(real, "fixed" if real.get("lr") else "grid")
@@ -222,14 +285,17 @@ class Plan:
                 options = protocol.get("model_options") if entry == protocol["model"] else {}
                 entry = {"model": entry, "model_options": options or {}}
             model, options = entry["model"], entry.get("model_options") or {}
-            teacher = {"model": model, "model_options": options}
+            teacher = {"model": model, "model_options": canonical_options(model, options)}
             found = self.teacher_file(dataset, model)
             if found is not None:
                 teacher["source"], teacher["path"] = "file", found
             elif self.config.get("train_teachers", True):
                 # tested like the student's runs, so a teacher of the student's own model
                 # is the score's real-hard run, not a second training of it
-                tested = {**teacher, "test_transforms": protocol.get("test_transforms")}
+                tested = {
+                    **teacher,
+                    **{k: protocol.get(k) for k in ("test_transforms", "select", "test_interval")},
+                }
                 real = self.real_protocol(dataset, tested, where)
                 key = protocol_key(real)
                 self.protocols[key] = real
@@ -269,7 +335,7 @@ class Plan:
             "soft_label_criterion": criterion,
             "loss_fn_kwargs": resolve_kwargs(criterion, protocol.get("loss_fn_kwargs")),
         }
-        own_labels = set_id.kind == "syn" and request.method.get("soft_labels")
+        own_labels = set_id.kind == "syn" and self.has_own_soft_labels(request.method)
         if protocol["soft_label_mode"] == "S" and own_labels:
             keys["soft_source"] = keys["label_source"] = "set"  # the method's own soft labels
             return keys
@@ -288,12 +354,29 @@ class Plan:
         (peeked at memory-mapped, so a large file costs nothing to check)."""
         if method.get("lr") is not None:
             return True
-        images = method["images"]
-        if images.startswith("reference:") or not images.endswith(".pt"):
-            return False
-        if images not in self._inline_lr:
-            self._inline_lr[images] = _pt_dict_has_lr(images)
-        return self._inline_lr[images]
+        return self.peek(method["images"]).get("lr") is not None
+
+    def has_own_soft_labels(self, method: dict) -> bool:
+        """Whether the method's set carries soft labels: a `soft_labels` file, a `labels`
+        file of (N, classes), or `labels` (N, classes) or `soft_labels` in its images dict.
+        Mode S then trains on them (the reference's `soft_labels` argument), not on
+        teacher logits."""
+        if method.get("soft_labels"):
+            return True
+        inline = self.peek(method["images"])
+        if inline.get("soft_labels") is not None or _is_soft(inline.get("labels")):
+            return True
+        return bool(method.get("labels")) and _is_soft(self.peek(method["labels"]).get("tensor"))
+
+    def peek(self, path: str) -> dict:
+        """A user's `.pt` file as a dict (a bare tensor under "tensor"), memory-mapped so a
+        large file costs nothing; {} for anything else, which the syn_set job reports with
+        the file and field."""
+        if path.startswith("reference:") or not path.endswith(".pt"):
+            return {}
+        if path not in self._peeked:
+            self._peeked[path] = _peek_pt(path)
+        return self._peeked[path]
 
     def arm(self, request: MetricRequest, protocol: dict, kind: str, own_lr: bool = True):
         """(set, run protocol) of the syn or rdm arm of a term under `protocol`. With
@@ -324,9 +407,10 @@ class Plan:
 
     def add_metric(self, method_name: str, method: dict, metric: str, settings: dict) -> None:
         where = f"methods.{method_name}.metrics.{metric}"
-        request = MetricRequest(
-            method_name, method, metric, settings, self.protocol(settings["protocol"], where), where
+        protocol = resolve_protocol(
+            self.protocol(settings["protocol"], where), metric_registry.get(metric)
         )
+        request = MetricRequest(method_name, method, metric, settings, protocol, where)
         try:
             terms = metric_registry.get(metric).plan_terms(self, request)
         except ConfigError as exc:
@@ -438,16 +522,21 @@ def teachers_key(teachers: list[dict]) -> str:
     return protocol_key({"teachers": teachers})
 
 
-def _pt_dict_has_lr(path: str) -> bool:
+def _peek_pt(path: str) -> dict:
     if not Path(path).is_file():
-        return False  # the syn_set job will report the missing file
+        return {}  # the syn_set job will report the missing file
     import torch
 
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:
-        return False  # unreadable: the syn_set job reports it with the file and field
-    return isinstance(blob, dict) and blob.get("lr") is not None
+        return {}  # unreadable: the syn_set job reports it with the file and field
+    return blob if isinstance(blob, dict) else {"tensor": blob}
+
+
+def _is_soft(labels) -> bool:
+    """(N, classes) labels; `dim` is read without importing torch here."""
+    return getattr(labels, "dim", lambda: 0)() == 2
 
 
 def check_names(config: dict) -> None:

@@ -17,9 +17,19 @@ def without_augmentation(protocol: dict) -> dict:
     return plain
 
 
+def without_batch_augmentation(protocol: dict) -> dict:
+    """The protocol without its batch augmentation (DSA, Mixup, Cutmix); its
+    train_transforms stay, as the reference keeps `custom_train_trans` when
+    `use_aug_for_hard` is off."""
+    plain = copy.deepcopy(protocol)
+    plain["augmentation"], plain["aug_params"] = "none", {}
+    return plain
+
+
 def hard_version(protocol: dict, keep_augmentation: bool) -> dict:
-    """The protocol with hard labels (the syn-hard term of LRS-soft, ARS with hard labels)."""
-    hard = copy.deepcopy(protocol) if keep_augmentation else without_augmentation(protocol)
+    """The protocol with hard labels (the syn-hard term of LRS-soft, ARS with hard labels);
+    without `keep_augmentation`, the batch augmentation goes and the transforms stay."""
+    hard = copy.deepcopy(protocol) if keep_augmentation else without_batch_augmentation(protocol)
     hard["labels"] = "hard"
     return hard
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import tiny_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -88,7 +89,8 @@ def test_run_paths_hold_dataset_set_key_and_seed(config):
 def test_real_run_uses_the_configured_real_protocol(config):
     real = build_plan(config).scores[("random", "lrs_hard")]["protocols"]["real-hard"]
     assert (real["lr_source"], real["lr"], real["epochs"]) == ("fixed", 0.05, 60)
-    assert real["model"] == "ConvNet-3" and real["model_options"] == {"width": 32}
+    assert real["model"] == "ConvNet-3"
+    assert real["model_options"] == {"width": 32, "activation": "relu", "pooling": "avgpooling"}
     assert real["labels"] == "hard"
 
 
@@ -169,12 +171,13 @@ def test_protocol_with_fixed_lr_fixes_both_syn_and_rdm(config):
 
 
 def test_run_protocol_step_scheduler_without_step_size_decays_half_way():
-    protocol = {"scheduler": "step", "step_size": None, "gamma": 0.1, "epochs": 30}
-    assert run_protocol({**protocol, "lr": 0.1}, "fixed")["step_size"] == 15
+    protocol = tiny_config(scheduler="step", step_size=None, gamma=0.1, epochs=30, lr=0.1)
+    assert run_protocol(protocol, "fixed")["step_size"] == 15
 
 
 def test_run_protocol_drops_step_settings_for_other_schedulers():
-    run = run_protocol({"scheduler": "cosine", "step_size": 5, "gamma": 0.1, "lr": 0.1}, "fixed")
+    protocol = tiny_config(scheduler="cosine", step_size=5, gamma=0.1, lr=0.1)
+    run = run_protocol(protocol, "fixed")
     assert run["step_size"] is None and run["gamma"] is None
 
 
@@ -262,7 +265,9 @@ def test_validate_fills_protocol_defaults():
     config = raw_config()
     validate(config, SCHEMA)
     real = config["real_protocols"]["digits-ConvNet-3"]
-    assert (real["optimizer"], real["select"], real["weight_decay"]) == ("sgd", "best", 0.0005)
+    assert (real["optimizer"], real["weight_decay"]) == ("sgd", 0.0005)
+    # left to the planner: the metric's test interval, the metric protocol's select
+    assert real["select"] is None and real["test_interval"] == 10  # the demo sets it
 
 
 def test_validate_rejects_an_unknown_top_level_key():

@@ -184,7 +184,8 @@ def test_mode_m_teachers_label_the_augmented_batch(monkeypatch):
     monkeypatch.setattr(engine, "build_augmentation", plus_one)
     train, test = toy_data()
     spy = SpyTeacher()
-    p = soft_protocol("M", "plus-one")
+    p = soft_protocol("M")
+    p["augmentation"] = "plus-one"  # after the planner's check of the name, for the spy
     train_one(RunGroup(p, 0, train, test, None, SHAPE, 3, teachers=spy), 0.01)
     assert len(spy.seen) == 2 * 2  # 2 epochs × 2 batches of 4
     seen = torch.cat(spy.seen[:2])  # first epoch: every image once, augmented
@@ -291,7 +292,12 @@ def test_teacher_found_under_teacher_dir_is_used_as_a_file(config, tmp_path):
     plan = build_plan(config)
     syn_soft = scores(plan, "kmeans", "lrs_soft")["protocols"]["syn-any"]
     assert syn_soft["teachers"] == [
-        {"model": "ConvNet-3", "model_options": {"width": 32}, "source": "file", "path": str(path)}
+        {
+            "model": "ConvNet-3",
+            "model_options": {"width": 32, "activation": "relu", "pooling": "avgpooling"},
+            "source": "file",
+            "path": str(path),
+        }
     ]
     key = syn_soft["key"]
     assert plan.label_inputs("digits", "syn-kmeans", key, 0) == {"teachers": [str(path)]}
@@ -372,6 +378,36 @@ def test_mode_s_plans_soft_label_stages_unless_the_method_gives_its_own(config):
     assert plan.label_inputs("digits", "syn-kmeans", syn["key"], 1) == {}
     other = scores(plan, "herding", "lrs_soft")["protocols"]["syn-any"]
     assert other["soft_source"] == "teachers"
+
+
+@pytest.mark.parametrize("where", ["labels_file", "images_dict", "images_dict_soft_key"])
+def test_mode_s_trains_on_soft_labels_given_in_any_documented_place(config, tmp_path, where):
+    # The config README says soft labels in `labels` (or in the images' dict) "add soft
+    # labels": mode S must train on them, not on teacher logits.
+    config["protocols"]["digits-kd"]["soft_label_mode"] = "S"
+    images, soft = torch.zeros(100, 1, 8, 8), torch.randn(100, 10)
+    method = config["methods"]["kmeans"]
+    method["images"] = str(tmp_path / "x.pt")
+    if where == "labels_file":
+        torch.save(images, method["images"])
+        torch.save(soft, tmp_path / "y.pt")
+        method["labels"] = str(tmp_path / "y.pt")
+    else:
+        key = "labels" if where == "images_dict" else "soft_labels"
+        torch.save({"images": images, key: soft}, method["images"])
+    syn = scores(build_plan(config), "kmeans", "lrs_soft")["protocols"]["syn-any"]
+    assert syn["label_source"] == "set" and "teachers" not in syn
+
+
+def test_hard_labels_alone_leave_mode_s_to_the_teachers(config, tmp_path):
+    config["protocols"]["digits-kd"]["soft_label_mode"] = "S"
+    method = config["methods"]["kmeans"]
+    method["images"] = str(tmp_path / "x.pt")
+    torch.save(
+        {"images": torch.zeros(100, 1, 8, 8), "labels": torch.arange(100) % 10}, method["images"]
+    )
+    syn = scores(build_plan(config), "kmeans", "lrs_soft")["protocols"]["syn-any"]
+    assert syn["label_source"] == "teacher_logits"
 
 
 # --- the soft_labels stage -------------------------------------------------------------------

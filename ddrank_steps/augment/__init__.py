@@ -16,6 +16,7 @@ the augmentation its protocol uses.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
 
@@ -97,3 +98,13 @@ __all__ = [
     "build_augmentation",
     "mixed_loss",
 ]
+
+
+def canonical_augmentation(name: str | None, params: Mapping[str, object] | None):
+    """(name, every parameter with the value it takes): defaults filled in and the
+    reference's spellings turned into ours (`beta` -> `alpha`, `ratio_scale` -> `scale`), so
+    equal augmentations key the same run."""
+    augmentation = build_augmentation(name, params)
+    if augmentation is None:
+        return "none", {}
+    return name.lower(), dataclasses.asdict(augmentation.params)

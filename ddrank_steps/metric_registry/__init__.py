@@ -34,6 +34,9 @@ class Metric:
     lr_term: str  # the syn term whose chosen LR the leaderboard lists
     settings: tuple[str, ...] = ()  # settings shown on the leaderboard
     rank: int = 100  # leaderboard order of metrics; lower ranks first
+    # epochs between test evaluations when the protocol sets none: the reference's value
+    # for this metric (and for its real-hard run)
+    test_interval: int = 10
     doc: str = ""
 
     @property

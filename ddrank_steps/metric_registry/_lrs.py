@@ -17,7 +17,7 @@ def compute(acc: dict[str, float], settings: dict) -> dict[str, float]:
     return {"hlr": hlr, "ior": ior, "alpha": alpha, "lrs": formulas.normalise(alpha)}
 
 
-def lrs_metric(name: str, plan_terms: Callable, rank: int, doc: str) -> Metric:
+def lrs_metric(name: str, plan_terms: Callable, rank: int, doc: str, test_interval: int) -> Metric:
     return Metric(
         name=name,
         plan_terms=plan_terms,
@@ -27,4 +27,5 @@ def lrs_metric(name: str, plan_terms: Callable, rank: int, doc: str) -> Metric:
         settings=("weight",),
         rank=rank,
         doc=doc,
+        test_interval=test_interval,
     )

@@ -54,4 +54,5 @@ METRIC = Metric(
     settings=("gamma", "label_type"),
     rank=2,
     doc=__doc__,
+    test_interval=20,
 )

@@ -25,4 +25,4 @@ def plan_terms(plan, request) -> dict:
     }
 
 
-METRIC = lrs_metric("lrs_hard", plan_terms, rank=0, doc=__doc__)
+METRIC = lrs_metric("lrs_hard", plan_terms, rank=0, doc=__doc__, test_interval=10)

@@ -1,7 +1,8 @@
 """LRS-soft: the Label-Robust Score under the method's soft-label recipe.
 
-Terms: real-hard and syn-hard as LRS-hard (syn-hard without the augmentation unless
-`use_aug_for_hard`, and, as the reference, searching the LR grid even when the method
+Terms: real-hard and syn-hard as LRS-hard (syn-hard without the batch augmentation unless
+`use_aug_for_hard`, but with the protocol's train_transforms, which are preprocessing as in
+the reference's image-folder path; and, as the reference, searching the LR grid even when the method
 brings its own LR); syn-any and rdm-any under the soft-label protocol, so knowledge
 distillation lifts the random baseline as much as the method.
 """
@@ -26,4 +27,4 @@ def plan_terms(plan, request) -> dict:
     }
 
 
-METRIC = lrs_metric("lrs_soft", plan_terms, rank=1, doc=__doc__)
+METRIC = lrs_metric("lrs_soft", plan_terms, rank=1, doc=__doc__, test_interval=20)

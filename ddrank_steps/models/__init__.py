@@ -25,7 +25,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ddrank_steps.errors import ConfigError
 
@@ -73,13 +73,19 @@ class Family:
     # Checks option values (and their fit with the name) without building anything, so a
     # bad value is reported when the config is read, not when a job starts.
     check_options: Callable[[str, ModelSpec, dict], None] | None = None
+    # The value of every option left out, and the one spelling of values that have several:
+    # what `canonical_options` fills in, so `{}` and `{width: 128}` key the same run.
+    option_defaults: dict = field(default_factory=dict)
+    spell_options: Callable[[dict], dict] | None = None
 
 
 # The families loaded so far (from FAMILY_MODULES, on first use) or registered directly.
 FAMILIES: dict[str, Family] = {}
 
 
-def bare_family(builder: Callable, options: tuple[str, ...] = (), check_options=None) -> Family:
+def bare_family(
+    builder: Callable, options: tuple[str, ...] = (), check_options=None, option_defaults=None
+) -> Family:
     """A family named without depth or norm suffix (AlexNet, LeNet, MLP)."""
     return Family(
         builder=builder,
@@ -89,6 +95,7 @@ def bare_family(builder: Callable, options: tuple[str, ...] = (), check_options=
         options=options,
         has_depth=False,
         check_options=check_options,
+        option_defaults=option_defaults or {},
     )
 
 
@@ -191,6 +198,15 @@ def check_model_options(name: str, options: dict | None) -> None:
             )
     if family.check_options is not None:
         family.check_options(name, spec, dict(options or {}))
+
+
+def canonical_options(name: str, options: dict | None) -> dict:
+    """Every option of the model's family with the value it takes (defaults filled in,
+    one spelling per value): equal models get equal options, and so one cache key."""
+    check_model_options(name, options)
+    family = _family(parse_model_name(name).family)
+    full = {**family.option_defaults, **(options or {})}
+    return family.spell_options(full) if family.spell_options else full
 
 
 def build_model(

@@ -78,7 +78,7 @@ def build(spec, channels, num_classes, im_size, torchvision: bool = False) -> nn
 def _family():
     from ddrank_steps.models import bare_family
 
-    return bare_family(build, OPTIONS, check_options)
+    return bare_family(build, OPTIONS, check_options, {"torchvision": False})
 
 
 FAMILY = _family()

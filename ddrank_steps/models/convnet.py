@@ -44,6 +44,11 @@ def check_options(name: str, spec, options: dict) -> None:
         check_choice(name, "pooling", options["pooling"], POOLINGS)
 
 
+def spell_options(options: dict) -> dict:
+    """The pooling's one spelling (`avg` and `avgpooling` build the same network)."""
+    return {**options, "pooling": POOLINGS[options["pooling"]]}
+
+
 class ConvNet(nn.Module):
     def __init__(
         self,
@@ -100,6 +105,8 @@ def _family():
         norms=("instancenorm", "batchnorm", "groupnorm", "layernorm", "none"),
         options=OPTIONS,
         check_options=check_options,
+        option_defaults={"width": 128, "activation": "relu", "pooling": "avgpooling"},
+        spell_options=spell_options,
     )
 
 

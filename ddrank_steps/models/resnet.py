@@ -171,6 +171,7 @@ def _family():
         norms=("instancenorm", "batchnorm"),
         options=OPTIONS,
         check_options=check_options,
+        option_defaults={"torchvision": False},
     )
 
 

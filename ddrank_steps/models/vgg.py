@@ -115,6 +115,7 @@ def _family():
         norms=("instancenorm", "batchnorm", "none"),
         options=OPTIONS,
         check_options=check_options,
+        option_defaults={"torchvision": False},
     )
 
 

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> None:
         teachers=teachers,
         transform=train_transform,
         keep_state=bool(args.checkpoint),
+        real=args.real,
     )
     results, best = train_group(group, lrs, show_progress=rank == 0)
     if rank:  # one set of outputs: rank 0's
@@ -99,6 +100,12 @@ def start_processes(args: argparse.Namespace) -> tuple[torch.device, int, int]:
     device = distributed.init_from_env(resolve_device(args.device))
     rank, world = distributed.rank_world()
     distributed.check_batch(args.protocol["batch_size"], world)
+    keyed = args.protocol.get("processes")
+    if keyed is not None and keyed != world:  # the cache key would describe another run
+        raise ConfigError(
+            f"the run protocol is keyed for {keyed} process(es) but runs under {world}; "
+            "set resources.real_processes to match, or rerun the workflow so it plans again"
+        )
     if rank:  # one log and one set of outputs: rank 0's
         logging.getLogger("ddrank").setLevel(logging.WARNING)
     return device, rank, world
