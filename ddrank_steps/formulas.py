@@ -63,11 +63,16 @@ def ars(syn_aug, rdm_aug, syn_naug, rdm_naug, gamma: float = 0.5) -> float:
     return normalise(ars_beta(syn_aug, rdm_aug, syn_naug, rdm_naug, gamma))
 
 
-def mean_std(values: Sequence[float]) -> dict[str, float]:
-    """Mean and population std (ddof = 0), as the reference aggregates rounds."""
+def mean_std(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean, population std (ddof = 0, as the reference aggregates rounds) and the standard
+    error of the mean (sample std, ddof = 1, over √rounds; None from one round, which says
+    nothing about spread). The std describes the rounds; the se says how far the mean may
+    be from what many more rounds would give, so two methods whose means differ by less
+    than about two se's are not separated by this many rounds."""
     n = len(values)
     if n == 0:
         raise ValueError("no rounds to aggregate")
     mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / n
-    return {"mean": mean, "std": math.sqrt(var)}
+    squares = sum((v - mean) ** 2 for v in values)
+    se = math.sqrt(squares / (n - 1) / n) if n > 1 else None
+    return {"mean": mean, "std": math.sqrt(squares / n), "se": se}

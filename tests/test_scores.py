@@ -85,8 +85,13 @@ def test_mean_std_uses_population_std():
     assert out["std"] == pytest.approx(math.sqrt(1.25))
 
 
-def test_mean_std_of_one_round_has_zero_std():
-    assert mean_std([0.7]) == {"mean": 0.7, "std": 0.0}
+def test_mean_std_of_one_round_has_zero_std_and_no_standard_error():
+    assert mean_std([0.7]) == {"mean": 0.7, "std": 0.0, "se": None}
+
+
+def test_standard_error_uses_the_sample_std():
+    # sample variance 5/3; se = sqrt(5/3 / 4)
+    assert mean_std([1.0, 2.0, 3.0, 4.0])["se"] == pytest.approx(math.sqrt(5 / 12))
 
 
 def test_mean_std_of_no_rounds_raises():

@@ -1,6 +1,7 @@
 """Stage leaderboard: one row per method, every metric's score and terms, as CSV and HTML.
 
-Column names are `{metric}_{quantity}_{mean|std}`: e.g. `lrs_hard_lrs_mean`,
+Column names are `{metric}_{quantity}_{mean|std|se}` (se: the standard error of the mean,
+for the metric's quantities) and `{metric}_{term}_acc_{mean|std}`: e.g. `lrs_hard_lrs_mean`,
 `lrs_soft_lrs_mean`, `ars_ars_mean` (in [0, 100]), `lrs_hard_hlr_mean`,
 `ars_with_aug_mean`, `accuracy_acc_mean` and term accuracies such as
 `lrs_hard_rdm-any_acc_mean` (fractions). Rows are ranked by the headline quantity of
@@ -36,6 +37,8 @@ def rows(score_files: list[str]) -> pd.DataFrame:
         for quantity in entry.quantities:
             row[f"{metric}_{quantity}_mean"] = summary[quantity]["mean"]
             row[f"{metric}_{quantity}_std"] = summary[quantity]["std"]
+            # score files written before the standard error was recorded have none
+            row[f"{metric}_{quantity}_se"] = summary[quantity].get("se")
         for term, stats in summary["terms"].items():
             row[f"{metric}_{term}_acc_mean"] = stats["mean"]
             row[f"{metric}_{term}_acc_std"] = stats["std"]

@@ -42,7 +42,8 @@ def score_rounds(spec: dict, metric: Metric) -> list[dict]:
 
 
 def summarise(rounds: list[dict], metric: Metric) -> dict:
-    """Mean and population std over rounds of the metric's quantities and of each term."""
+    """Mean, population std and standard error over rounds of the metric's quantities and
+    of each term."""
     summary = {q: formulas.mean_std([r[q] for r in rounds]) for q in metric.quantities}
     summary["terms"] = {
         name: formulas.mean_std([r["terms"][name]["acc"] for r in rounds])
@@ -75,6 +76,8 @@ def main(args: argparse.Namespace) -> None:
             **result,
             "units": "accuracies and their differences are fractions; LRS and ARS are in [0, 100]",
             "std": "population standard deviation over rounds (ddof = 0), as the reference",
+            "se": "standard error of the mean over rounds: sample std (ddof = 1) / sqrt(rounds); "
+            "null from one round",
             "versions": software_versions(),
         }
     )
