@@ -26,6 +26,8 @@ SYN_SET = "results/sets/{dataset}/syn/{method}.pt"
 RUN = "results/runs/{dataset}/{set}/{protocol}/seed{seed}.json"
 REAL_RUN = "results/runs/{dataset}/real/{protocol}/seed{seed}.json"
 REAL_CHECKPOINT = "results/runs/{dataset}/real/{protocol}/seed{seed}.pt"
+# a known real-hard accuracy (`eval_full_data: false`), written as a run file
+GIVEN_RUN = "results/runs/{dataset}/real-given/{protocol}/seed{seed}.json"
 
 # mode-S soft labels of a set, by a teacher ensemble, per round
 SOFT_LABELS = "results/soft_labels/{dataset}/{set}/{teachers}/seed{seed}.pt"

@@ -39,12 +39,19 @@ from ddrank_steps.seeding import round_seeds
 REFERENCE_SET_KINDS = ("random", "herding", "kmeans")
 KEY_LENGTH = 10
 REFERENCE_REAL_PROTOCOLS_FILE = Path(__file__).with_name("reference_real_protocols.yaml")
+REFERENCE_REAL_ACCURACIES_FILE = Path(__file__).with_name("reference_real_accuracies.yaml")
 
 
 @cache
 def reference_real_protocols() -> dict[str, dict]:
     """The reference's real-data training table, keyed "{dataset}-{model}"."""
     return yaml.safe_load(REFERENCE_REAL_PROTOCOLS_FILE.read_text())["protocols"]
+
+
+@cache
+def reference_real_accuracies() -> dict[str, dict]:
+    """The reference's known real-hard accuracies (fractions), keyed "{dataset}-{model}"."""
+    return yaml.safe_load(REFERENCE_REAL_ACCURACIES_FILE.read_text())["accuracies"]
 
 
 # Keys of a protocol that decide how a run trains (and so enter its cache key).
@@ -172,7 +179,7 @@ class SetId:
     """A set a run trains on: the real train split, a round's random subset of `ipc`
     images per class, or a method's syn set. `name` is its `set` wildcard."""
 
-    kind: str  # real | rdm | syn
+    kind: str  # real | given | rdm | syn
     ipc: int | None = None  # rdm
     method: str | None = None  # syn
 
@@ -180,12 +187,15 @@ class SetId:
     def name(self) -> str:
         if self.kind == "real":
             return "real"
+        if self.kind == "given":  # a known real-hard accuracy, not a training
+            return "real-given"
         if self.kind == "rdm":
             return f"rdm-ipc{self.ipc}"
         return f"syn-{self.method}"
 
 
 REAL = SetId("real")
+GIVEN = SetId("given")
 
 
 @dataclass(frozen=True)
@@ -402,8 +412,34 @@ class Plan:
         return set_id, run_protocol(protocol, lr_source, labels)
 
     def real_arm(self, request: MetricRequest):
-        """(set, run protocol) of the real-hard term: the metric's model on the real split."""
-        return REAL, self.real_protocol(request.dataset, request.protocol, request.where)
+        """(set, run protocol) of the real-hard term: the metric's model on the real split,
+        or, with `eval_full_data: false`, a known accuracy of it (as the reference)."""
+        if request.settings.get("eval_full_data", True):
+            return REAL, self.real_protocol(request.dataset, request.protocol, request.where)
+        return GIVEN, self.given_accuracy(request.dataset, request.protocol, request.where)
+
+    def given_accuracy(self, dataset: str, protocol: dict, where: str) -> dict:
+        """The run protocol of a known real-hard accuracy: its value and where it comes
+        from, looked up like a real protocol ("{dataset}-{model}", then by the source)."""
+        table = {**reference_real_accuracies(), **self.config.get("real_accuracies", {})}
+        source = self.config["datasets"][dataset]["source"]
+        candidates = [f"{dataset}-{protocol['model']}", f"{source}-{protocol['model']}"]
+        name = next((c for c in candidates if c in table), None)
+        if name is None:
+            raise ConfigError(
+                f"{where}.eval_full_data is false, so the real-hard term is a known accuracy, "
+                f"but none is known for '{candidates[0]}'. Add `real_accuracies: "
+                f'{{{candidates[0]}: {{accuracy: 0.xx, source: "where it comes from"}}}}` (a '
+                f"fraction), or set eval_full_data: true to train it; known: {sorted(table)}"
+            )
+        entry = table[name]
+        return {
+            "given_accuracy": float(entry["accuracy"]),
+            "source": str(entry.get("source") or f"real_accuracies.{name}"),
+            "entry": name,
+            "model": protocol["model"],
+            "label_source": "none",
+        }
 
     def add_metric(self, method_name: str, method: dict, metric: str, settings: dict) -> None:
         where = f"methods.{method_name}.metrics.{metric}"
@@ -415,7 +451,11 @@ class Plan:
             terms = metric_registry.get(metric).plan_terms(self, request)
         except ConfigError as exc:
             raise ConfigError(f"{where}.protocol '{settings['protocol']}': {exc}") from None
-        tested = {canonical_json(run_p.get("test_transforms")) for _, run_p in terms.values()}
+        tested = {
+            canonical_json(run_p.get("test_transforms"))
+            for set_id, run_p in terms.values()
+            if set_id.kind != "given"  # not a training: nothing is tested
+        }
         if len(tested) > 1:  # the planner's own promise, not something a config can break
             raise RuntimeError(f"{where}: terms planned with different test_transforms")
         dataset = method["dataset"]
@@ -513,7 +553,7 @@ class Plan:
 
 
 def run_file(dataset: str, set_id: SetId, key: str, seed: int) -> str:
-    pattern = paths.REAL_RUN if set_id.kind == "real" else paths.RUN
+    pattern = {"real": paths.REAL_RUN, "given": paths.GIVEN_RUN}.get(set_id.kind, paths.RUN)
     return pattern.format(dataset=dataset, set=set_id.name, protocol=key, seed=seed)
 
 

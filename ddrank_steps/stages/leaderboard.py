@@ -42,6 +42,9 @@ def rows(score_files: list[str]) -> pd.DataFrame:
         for term, stats in summary["terms"].items():
             row[f"{metric}_{term}_acc_mean"] = stats["mean"]
             row[f"{metric}_{term}_acc_std"] = stats["std"]
+        given = {t.get("given") for r in s["rounds"] for t in r["terms"].values()} - {None}
+        if given:  # e.g. real-hard from a table of known accuracies, not trained
+            row[f"{metric}_given"] = "; ".join(sorted(given))
         syn_term = entry.lr_term
         syn_lrs = [r["terms"][syn_term]["lr"] for r in s["rounds"]]
         row[f"{metric}_syn_lr"] = ";".join(f"{lr:g}" for lr in syn_lrs)

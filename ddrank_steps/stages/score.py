@@ -27,7 +27,10 @@ def read_term(path: str) -> dict:
     selected = run.get("selected")
     if not selected or "acc" not in selected:
         raise InputError(path, "selected.acc", "missing", "delete the file and rerun its job")
-    return {"acc": selected["acc"], "lr": selected["lr"], "epoch": selected["epoch"], "run": path}
+    term = {"acc": selected["acc"], "lr": selected["lr"], "epoch": selected["epoch"], "run": path}
+    if run.get("given"):  # a known accuracy (eval_full_data: false), not a training
+        term["given"] = run["given"]["source"]
+    return term
 
 
 def score_rounds(spec: dict, metric: Metric) -> list[dict]:

@@ -53,6 +53,27 @@ rule train_real:
         TRAIN_SHELL
 
 
+# real-hard given, not trained (`eval_full_data: false`): a known accuracy as a run file.
+rule given_accuracy:
+    input:
+        code=stage_code("given_accuracy"),
+    output:
+        paths.GIVEN_RUN,
+    log:
+        "results/logs/given_accuracy/{dataset}/{protocol}/seed{seed}.log",
+    conda:
+        "../envs/ddrank.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        protocol=run_protocol_json,
+    shell:
+        "python -m ddrank_steps.stages.given_accuracy --protocol {params.protocol:q}"
+        " --protocol-key {wildcards.protocol} --seed {wildcards.seed} --out {output:q}"
+        " > {log:q} 2>&1"
+
+
 # Mode-S soft labels of a set: the teacher ensemble's logits on its un-augmented images.
 rule soft_labels:
     input:
