@@ -31,7 +31,7 @@ NAME = re.compile(r"[^A-Za-z0-9_.+-]+")
 def import_config(args: argparse.Namespace) -> int:
     ref = Config.from_file(args.reference)
     where = str(args.reference)
-    settings = settings_with_defaults(dict(ref), args.metric, where, from_file=True)
+    settings, ignored = settings_with_defaults(dict(ref), args.metric, where, from_file=True)
     method = args.method or NAME.sub("_", Path(args.reference).stem).strip("_") or "method"
     images = args.images or "reference:random"
     translation = translate(
@@ -40,13 +40,13 @@ def import_config(args: argparse.Namespace) -> int:
         method,
         images,
         where=where,
-        given=set(ref),
+        given=set(ref) - {n.split(":")[0] for n in ignored},
         labels=args.labels,
         soft_labels=args.soft_labels,
         lr=args.lr,
         train_unknown_real=True,
     )
-    notes = list(translation.notes)
+    notes = [*ignored, *translation.notes]
     if args.images is None:
         notes.append(
             "no --images: the method is a random real subset (images: reference:random), a "

@@ -309,6 +309,7 @@ class Plan:
                 real = self.real_protocol(dataset, tested, where)
                 key = protocol_key(real)
                 self.protocols[key] = real
+                self.sets[REAL.name] = REAL  # trained even when no metric has a real term
                 teacher["source"], teacher["key"] = "trained", key
             else:
                 expected = self.teacher_candidates(dataset, model)

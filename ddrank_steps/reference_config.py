@@ -150,12 +150,22 @@ class Translation:
     random_data: tuple[str, str] | None = None  # (format, path)
 
 
-def settings_with_defaults(given: dict, metric: str, where: str, from_file: bool) -> dict:
-    """The class's settings: `given` over its defaults. Unknown keys are refused, naming
-    them; a file must set the keys its metric cannot do without."""
+def settings_with_defaults(
+    given: dict, metric: str, where: str, from_file: bool
+) -> tuple[dict, list[str]]:
+    """The class's settings (`given` over its defaults) and notes on keys it ignores. A
+    key no reference class reads is refused, naming it; one that another class reads is
+    ignored, as the reference does (one YAML often serves several metrics). A file must
+    set the keys its metric cannot do without."""
     if metric not in CLASSES:
         raise ConfigError(f"metric '{metric}' is not one of {sorted(CLASSES)}")
     defaults = DEFAULTS[metric]
+    every_key = set().union(*DEFAULTS.values())
+    elsewhere = sorted(set(given) - set(defaults) - set(IGNORED) & every_key)
+    notes = [
+        f"{key}: not read by {CLASSES[metric]} (as in the reference); ignored" for key in elsewhere
+    ]
+    given = {k: v for k, v in given.items() if k not in elsewhere}
     unknown = sorted(set(given) - set(defaults) - set(IGNORED))
     if unknown:
         import difflib
@@ -166,7 +176,7 @@ def settings_with_defaults(given: dict, metric: str, where: str, from_file: bool
             hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
         raise ConfigError(
             f"{where}: {', '.join(hints)} {'is' if len(unknown) == 1 else 'are'} not a key of "
-            f"ddranking's {CLASSES[metric]}; remove it (the keys it reads: "
+            f"any ddranking evaluator; remove it ({CLASSES[metric]} reads: "
             f"{', '.join(sorted(defaults))})"
         )
     if from_file:
@@ -180,7 +190,7 @@ def settings_with_defaults(given: dict, metric: str, where: str, from_file: bool
     for key in given:
         if given[key] is None and defaults.get(key) is not None and key in REQUIRED_IN_FILE[metric]:
             raise ConfigError(f"{where}.{key} is null; {metric} needs a value")
-    return merged
+    return merged, notes
 
 
 def model_entry(name: str, use_torchvision: bool) -> tuple[str, dict]:

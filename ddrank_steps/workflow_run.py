@@ -69,7 +69,7 @@ def run(config_file: Path, work_dir: Path, targets: list[str], cores: int | None
         argv += ["--cores", str(cores)]
     argv += ["--configfile", str(config_file)]
     parser, args = parse_args(argv)
-    with _kept_cwd():  # Snakemake changes into the work dir
+    with _kept_cwd(), _inherited_stdout():
         ok = args_to_api(args, parser)
     if not ok:
         raise WorkflowFailed(
@@ -80,7 +80,24 @@ def run(config_file: Path, work_dir: Path, targets: list[str], cores: int | None
 
 
 @contextlib.contextmanager
+def _inherited_stdout():
+    """Jobs inherit the process's stdout instead of `sys.stdout`, which Snakemake hands to
+    them when it looks like a file: under pytest (or any capture) it has no descriptor to
+    pass. Every job writes to its log anyway."""
+    import importlib
+
+    shell = importlib.import_module("snakemake.shell")  # the module, not its `shell` class
+    before = shell.STDOUT
+    shell.STDOUT = None
+    try:
+        yield
+    finally:
+        shell.STDOUT = before
+
+
+@contextlib.contextmanager
 def _kept_cwd():
+    """Snakemake changes into the work directory; the caller's stays theirs."""
     before = os.getcwd()
     try:
         yield

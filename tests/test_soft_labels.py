@@ -479,3 +479,11 @@ def test_torchvision_built_teacher_loads_from_a_ddp_checkpoint(tmp_path):
     teacher = load_teacher(str(path), "ResNet-18-BN", options, 10, 3, (32, 32), "cpu")
     x = torch.randn(2, 3, 32, 32)
     assert torch.allclose(teacher(x), net(x), atol=1e-5)
+
+
+def test_a_teacher_trained_for_ars_alone_is_planned_on_the_real_split(config):
+    # no metric with a real-hard term: the teacher's real-hard run still needs its set
+    for method in config["methods"].values():
+        method["metrics"] = {"ars": method["metrics"]["ars"]}
+    plan = build_plan(config)
+    assert plan.sets["real"].kind == "real" and plan.set_file("digits", "real", 0) is None

@@ -53,7 +53,10 @@ class Evaluator:
         given = {k: _transform_spec(k, v) for k, v in given.items()}
         self.where = where
         self.given_keys = set(given)
-        self.settings = settings_with_defaults(given, self.METRIC, where, config is not None)
+        self.settings, self.notes = settings_with_defaults(
+            given, self.METRIC, where, config is not None
+        )
+        self.given_keys -= {n.split(":")[0] for n in self.notes}
         save_path = self.settings.get("save_path")
         default_dir = Path(save_path).parent if save_path else Path.cwd()
         self.work_dir = Path(own.get("work_dir") or default_dir / WORK_DIR_NAME).absolute()
@@ -101,7 +104,7 @@ class Evaluator:
         config = translation.config
         for key, value in self.extra.items():
             config[key] = value
-        for note in translation.notes:
+        for note in [*self.notes, *translation.notes]:
             print(f"ddrank: {note}")
         checked = check_config(config, self.where)
         config_file = write_config(
