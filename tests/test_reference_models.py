@@ -23,6 +23,7 @@ from ddrank_steps.models import (
     check_model_options,
     family_module,
     parse_model_name,
+    pretrained_classes,
     use_torchvision_options,
 )
 
@@ -174,6 +175,17 @@ def test_another_class_count_keeps_a_fresh_seeded_classifier(torch_home, no_down
     # the head is the seeded init of the model without weights
     fresh = seeded("resnet18", {}, classes=10).state_dict()
     assert torch.equal(loaded["fc.weight"], fresh["fc.weight"])
+
+
+def test_the_class_count_of_pretrained_weights_is_known(torch_home, hf_cache):
+    write_torchvision_weights(torch_home)
+    assert pretrained_classes("resnet18", {"pretrained": True}) == 1000
+    assert pretrained_classes("resnet18", {}) is None
+    assert pretrained_classes("ConvNet-3", {"width": 64}) is None
+    if HAS_TIMM:
+        write_timm_weights(hf_cache)
+        assert pretrained_classes("timm:resnet18", {"pretrained": True}) == 1000
+        assert pretrained_classes("timm:resnet18", {"pretrained": False}) is None
 
 
 def test_pretrained_options_key_the_weights_not_their_spelling(torch_home):

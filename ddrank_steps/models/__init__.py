@@ -88,6 +88,8 @@ class Family:
     option_defaults: dict = field(default_factory=dict)
     # (spec, options with defaults) -> the one spelling (`pretrained: true` -> the weights)
     spell_options: Callable[[ModelSpec, dict], dict] | None = None
+    # (spec, options) -> the class count of the pretrained weights the options name, or None
+    pretrained_classes: Callable[[ModelSpec, dict], int | None] | None = None
 
 
 # The families loaded so far (from FAMILY_MODULES, on first use) or registered directly.
@@ -250,6 +252,19 @@ def canonical_options(name: str, options: dict | None) -> dict:
     family = _family(spec.family)
     full = {**family.option_defaults, **(options or {})}
     return family.spell_options(spec, full) if family.spell_options else full
+
+
+def pretrained_classes(name: str, options: dict | None) -> int | None:
+    """How many classes the pretrained weights named by `options` (`pretrained: …` of a
+    torchvision or timm model) were trained for (1000 for ImageNet weights); None when the
+    model is not pretrained. A model built with that many classes is the pretrained
+    network itself, every layer loaded: usable as a teacher without training."""
+    check_model_options(name, options)
+    spec = parse_model_name(name)
+    family = _family(spec.family)
+    if family.pretrained_classes is None:
+        return None
+    return family.pretrained_classes(spec, dict(options or {}))
 
 
 def canonical_model_name(name: str) -> str:

@@ -135,6 +135,15 @@ def spell_options(spec, options: dict) -> dict:
     return {**options, "pretrained": False if tag is None else tag}
 
 
+def weights_classes(spec, options: dict) -> int | None:
+    from timm.models import get_pretrained_cfg
+
+    tag = resolve_tag(spec.arch, spec.arch, options.get("pretrained", False))
+    if tag is None:
+        return None
+    return get_pretrained_cfg(f"{_split(spec.arch)[0]}.{tag}").num_classes
+
+
 def build(spec, channels, num_classes, im_size, pretrained=False) -> nn.Module:
     timm = _timm()
     name = f"{PREFIX}{spec.arch}"
@@ -176,6 +185,7 @@ def _family():
         check_options=check_options,
         option_defaults={"pretrained": False},
         spell_options=spell_options,
+        pretrained_classes=weights_classes,
     )
 
 

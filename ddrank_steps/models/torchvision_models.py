@@ -195,6 +195,11 @@ def spell_options(spec, options: dict) -> dict:
     return {**options, "pretrained": False if weights is None else weights.name}
 
 
+def weights_classes(spec, options: dict) -> int | None:
+    weights = resolve_weights(spec.arch, spec.arch, options.get("pretrained", False))
+    return None if weights is None else len(weights.meta["categories"])
+
+
 def load_weights(model: nn.Module, name: str, arch: str, weights, channels: int) -> nn.Module:
     """Load `weights` into `model` (built for its own class count and `channels`): every
     tensor, except a classifier whose class count differs from the weights' (it keeps its
@@ -256,6 +261,7 @@ def _family():
         check_options=check_options,
         option_defaults={"pretrained": False},
         spell_options=spell_options,
+        pretrained_classes=weights_classes,
     )
 
 
