@@ -338,3 +338,57 @@ def test_missing_timm_weights_name_the_path_and_the_fix(hf_cache, no_downloads):
         check_model_options("timm:resnet18", {"pretrained": "nope"})
     with pytest.raises(ConfigError, match="the name already has tag 'a1_in1k'"):
         check_model_options("timm:resnet18.a1_in1k", {"pretrained": "a2_in1k"})
+
+
+# --- in a config --------------------------------------------------------------------------------
+
+
+def plan_with_model(model: str, options: dict | None = None):
+    """The demo plan with its hard-label protocol on `model` (and a real-hard recipe for it)."""
+    import copy
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import validate
+
+    from ddrank_steps.plan import build_plan
+
+    repo = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    validate(config, str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+    protocol = config["protocols"]["digits-dsa"]
+    protocol["model"] = model
+    protocol["model_options"] = options or {}
+    config["real_protocols"][f"digits-{model}"] = copy.deepcopy(
+        config["real_protocols"]["digits-ConvNet-3"]
+    )
+    return build_plan(config)
+
+
+def syn_run(plan) -> dict:
+    score = next(s for (_, metric), s in plan.scores.items() if metric == "lrs_hard")
+    return score["protocols"]["syn-any"]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "torchvision:resnet18", "mobilenet_v3_small"])
+def test_the_planner_takes_the_references_names(name):
+    run = syn_run(plan_with_model(name))
+    assert run["model_options"] == {"pretrained": False}
+
+
+def test_a_bad_pretrained_option_stops_the_plan(torch_home):
+    with pytest.raises(ConfigError, match=r"protocols\.digits-dsa: .*not in the local cache"):
+        plan_with_model("resnet18", {"pretrained": True})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="plan.canonicalise keys the model name as written; it should use "
+    "models.canonical_model_name (the planner is the lead's, issue #11)",
+)
+def test_a_bare_name_and_its_prefixed_spelling_key_one_run():
+    assert (
+        syn_run(plan_with_model("resnet18"))["key"]
+        == syn_run(plan_with_model("torchvision:resnet18"))["key"]
+    )

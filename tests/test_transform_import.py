@@ -495,3 +495,34 @@ def test_args_that_a_config_cannot_hold_are_errors():
         ConfigError, match=r"\[0\] \(RandomApply\)\.transforms\[0\]: cannot translate"
     ):
         compose_to_spec([v2.RandomApply([v2.Lambda(shift)])])
+
+
+# --- through the train stage --------------------------------------------------------------------
+
+
+def test_the_train_stage_runs_a_translated_pipeline_with_a_user_class(
+    user_module, both, tmp_path, one_thread
+):
+    from helpers import TREE_MEAN, TREE_STD, run_train_stage, tiny_protocol
+
+    compose = v1.Compose(
+        [
+            v1.RandomCrop(8, padding=2),
+            user_module.ShufflePatches(2),
+            v1.ToTensor(),
+            v1.Normalize(TREE_MEAN, TREE_STD),
+        ]
+    )
+    spec = compose_to_spec(compose, "custom_train_trans")
+    assert spec[1] == {"name": f"{MODULE}:ShufflePatches"}
+    fixed = {"batch_size": 5, "test_interval": 1, "lr": 0.05, "lr_grid": None}
+    protocol = tiny_protocol("fixed", train_transforms=spec, **fixed)
+    runs = [
+        run_train_stage(*both["cached"][:2], tmp_path / f"{i}.json", protocol, workers=0)
+        for i in range(2)
+    ]
+    assert runs[0]["runs"][0]["curve"] == runs[1]["runs"][0]["curve"]  # seeded draws
+    assert runs[0]["protocol"]["train_transforms"] == spec  # recorded as written
+    plain = tiny_protocol("fixed", **fixed)
+    without = run_train_stage(*both["cached"][:2], tmp_path / "p.json", plain, workers=0)
+    assert without["runs"][0]["curve"] != runs[0]["runs"][0]["curve"]
