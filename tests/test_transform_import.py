@@ -327,6 +327,13 @@ def test_the_reference_demo_list_in_python_trains_as_its_yaml():
     assert torch.equal(*runs)
 
 
+def test_tensor_statistics_become_plain_lists():
+    mean, std = torch.tensor(IMAGENET[0]), torch.tensor(IMAGENET[1])
+    spec = compose_to_spec(v1.Compose([v1.Normalize(mean=mean, std=std)]))
+    assert spec == [{"name": "Normalize", "args": {"mean": IMAGENET[0], "std": IMAGENET[1]}}]
+    assert torch.equal(torch.tensor(spec[0]["args"]["mean"]), mean)
+
+
 def test_conversions_are_kept_and_nested_composes_flattened():
     compose = v2.Compose(
         [

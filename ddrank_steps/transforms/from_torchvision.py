@@ -216,7 +216,7 @@ def _plain(value, key: str, where: str):
     if isinstance(value, torch.dtype):
         return str(value).removeprefix("torch.")
     if isinstance(value, torch.Tensor):
-        return value.tolist()
+        return _tensor_values(value)
     if _is_transform(value):
         return compose_to_spec(value, where) if _is_compose(value) else _item(value, where)
     if isinstance(value, list | tuple | torch.nn.ModuleList):
@@ -234,6 +234,22 @@ def _plain(value, key: str, where: str):
     raise ConfigError(
         f"{where}: a {type(value).__name__} ({value!r}) cannot be written in a config; {_HOW}"
     )
+
+
+def _tensor_values(tensor: torch.Tensor):
+    """A tensor as (nested) lists; float32 numbers in their shortest form (0.485, not
+    0.48500001430511475), which reads back as the same float32."""
+    if tensor.dtype != torch.float32:
+        return tensor.tolist()
+    import numpy as np
+
+    def short(x: float) -> float:
+        return float(np.format_float_positional(np.float32(x), unique=True, trim="0"))
+
+    def walk(values):
+        return [walk(v) for v in values] if isinstance(values, list) else short(values)
+
+    return walk(tensor.tolist())
 
 
 def _is_transform(value) -> bool:
