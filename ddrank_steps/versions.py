@@ -15,7 +15,9 @@ CODE_DIGEST_LENGTH = 16  # hex characters of the sha256
 
 def software_versions() -> dict[str, str]:
     versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for dist in ("ddrank-steps", "torch", "torchvision", "numpy", "snakemake", "scikit-learn"):
+    # timm is optional (timm:<name> models): "not installed" where it is absent
+    dists = ("ddrank-steps", "torch", "torchvision", "timm", "numpy", "snakemake", "scikit-learn")
+    for dist in dists:
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

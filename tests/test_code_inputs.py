@@ -4,7 +4,7 @@ file, and only those."""
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -124,11 +124,16 @@ def test_the_family_of_every_model_name_is_the_module_that_builds_it():
     from ddrank_steps.models import FAMILY_MODULES, family_module, parse_model_name
 
     names = ["ConvNet-3", "ConvNet-4-BN", "AlexNet", "VGG-11", "ResNet-18-BN", "LeNet", "MLP"]
-    names.append("torchvision:resnet18")
+    names += ["torchvision:resnet18", "resnet18"]
+    families = set(FAMILY_MODULES)
+    if importlib.util.find_spec("timm") is not None:
+        names.append("timm:resnet18")
+    else:  # the optional extra: parsing its names needs it
+        families.discard("timm")
     for name in names:
         module = importlib.import_module(family_module(name))
         assert module.FAMILY_NAME == parse_model_name(name).family, name
-    assert {parse_model_name(n).family for n in names} == set(FAMILY_MODULES)
+    assert {parse_model_name(n).family for n in names} == families
     assert family_module("Unknown-3") is None
     assert family_module("torchvision") is None
 

@@ -70,7 +70,8 @@ def test_an_unknown_family_lists_every_family_before_any_is_loaded():
             parse_model_name("Resnet-18")
         except ConfigError as exc:
             message = str(exc)
-        known = ["AlexNet", "ConvNet", "LeNet", "MLP", "ResNet", "VGG", "torchvision:<name>"]
+        known = ["AlexNet", "ConvNet", "LeNet", "MLP", "ResNet", "VGG", "torchvision:<name>",
+                 "timm:<name>"]
         assert f"is not one of {known}; did you mean ['ResNet']?" in message, message
         assert available_models() == known
         assert "torch" not in sys.modules

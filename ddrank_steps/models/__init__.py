@@ -1,10 +1,15 @@
 """Model registry: strict name parsing and one builder per family.
 
 Names follow the reference: `Family-Depth[-Norm]` (`ConvNet-3`, `ResNet-18-BN`, `VGG-11`),
-the bare family for networks without a depth (`AlexNet`, `LeNet`, `MLP`), and
-`torchvision:<name>` for any torchvision classification model (`torchvision:resnet18`).
+the bare family for networks without a depth (`AlexNet`, `LeNet`, `MLP`),
+`torchvision:<name>` for any torchvision classification model (`torchvision:resnet18`),
+the same model by its bare torchvision name (`resnet18`, `vgg11`, `vit_b_16`: the
+reference's naming convention; a bare name is never one of ours, which are capitalised or
+carry a depth), and `timm:<name>` for a timm model (timm is an optional extra).
 Unlike the reference, an unknown family, depth or norm suffix is an error listing the valid
 choices (the reference silently falls back to instance norm, or crashes on a bad depth).
+`torchvision:` and `timm:` models take `model_options: {pretrained: …}`: weights from the
+local torch hub or Hugging Face cache, never downloaded (ddrank_steps/models/pretrained.py).
 
 Norm suffixes: -BN batch norm, -IN instance norm (GroupNorm(C, C), the DC default), -GN
 group norm (4 groups), -LN layer norm, -NN no norm; each family lists the ones it has.
@@ -38,7 +43,11 @@ NORM_SUFFIXES = {
     "NN": "none",
 }
 TORCHVISION_PREFIX = "torchvision:"
-TORCHVISION_FAMILY = "torchvision"  # the family of every `torchvision:<name>`
+TORCHVISION_FAMILY = "torchvision"  # the family of every `torchvision:<name>` and bare name
+TIMM_PREFIX = "timm:"
+TIMM_FAMILY = "timm"  # the family of every `timm:<name>`
+# families written `<prefix><name>` rather than `Family-Depth`
+PREFIXED_FAMILIES = {TORCHVISION_PREFIX: TORCHVISION_FAMILY, TIMM_PREFIX: TIMM_FAMILY}
 
 # family name -> its module under ddrank_steps.models, imported on first use. Plain strings
 # (no import statement names them), so the static import walk of code_inputs does not pull
@@ -51,6 +60,7 @@ FAMILY_MODULES = {
     "LeNet": "lenet",
     "MLP": "mlp",
     TORCHVISION_FAMILY: "torchvision_models",
+    TIMM_FAMILY: "timm_models",
 }
 
 
@@ -59,7 +69,7 @@ class ModelSpec:
     family: str
     depth: int | None  # None for families without a depth (AlexNet, LeNet, MLP, torchvision:)
     norm: str | None  # one of NORM_SUFFIXES' values; None where the name cannot choose one
-    arch: str | None = None  # the torchvision model name of `torchvision:<arch>`
+    arch: str | None = None  # the torchvision or timm model name of `torchvision:<arch>`
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,10 @@ class Family:
     # The value of every option left out, and the one spelling of values that have several:
     # what `canonical_options` fills in, so `{}` and `{width: 128}` key the same run.
     option_defaults: dict = field(default_factory=dict)
-    spell_options: Callable[[dict], dict] | None = None
+    # (spec, options with defaults) -> the one spelling (`pretrained: true` -> the weights)
+    spell_options: Callable[[ModelSpec, dict], dict] | None = None
+    # (spec, options) -> the class count of the pretrained weights the options name, or None
+    pretrained_classes: Callable[[ModelSpec, dict], int | None] | None = None
 
 
 # The families loaded so far (from FAMILY_MODULES, on first use) or registered directly.
@@ -109,8 +122,23 @@ def _known_families() -> list[str]:
 
 
 def _family_names() -> list[str]:
-    names = sorted(n for n in _known_families() if n != TORCHVISION_FAMILY)
-    return [*names, f"{TORCHVISION_PREFIX}<name>"]
+    prefixed = set(PREFIXED_FAMILIES.values())
+    names = sorted(n for n in _known_families() if n not in prefixed)
+    return [*names, *(f"{prefix}<name>" for prefix in PREFIXED_FAMILIES)]
+
+
+def _prefixed_family(name: str) -> str | None:
+    """The family of a `torchvision:<name>` or `timm:<name>` model name, else None."""
+    for prefix, family_name in PREFIXED_FAMILIES.items():
+        if name.startswith(prefix):
+            return family_name
+    return None
+
+
+def _may_be_bare_torchvision_name(name: str) -> bool:
+    """Torchvision's names are lowercase identifiers without '-': a name with a dash, or
+    the bare word of a prefixed family, is never one (and needs no torchvision import)."""
+    return bool(name) and "-" not in name and name not in PREFIXED_FAMILIES.values()
 
 
 def family_module(name: str) -> str | None:
@@ -118,12 +146,13 @@ def family_module(name: str) -> str | None:
     `VGG-11`), without importing it; None for a name of no built-in family. Torch-free, for
     the code inputs of a job (ddrank_steps/code_inputs.py)."""
     name = str(name)
-    if name.startswith(TORCHVISION_PREFIX):
-        family_name = TORCHVISION_FAMILY
-    else:
+    family_name = _prefixed_family(name)
+    if family_name is None:
         family_name = name.split("-")[0]
-        if family_name == TORCHVISION_FAMILY:  # a bare 'torchvision' names no model
+        if family_name in PREFIXED_FAMILIES.values():  # a bare 'torchvision' names no model
             return None
+        if family_name not in FAMILY_MODULES and _may_be_bare_torchvision_name(name):
+            family_name = TORCHVISION_FAMILY  # `resnet18` (the planner has checked the name)
     module = FAMILY_MODULES.get(family_name)
     return None if module is None else f"{__name__}.{module}"
 
@@ -139,18 +168,33 @@ def _family(family_name: str) -> Family:
 def parse_model_name(name: str) -> ModelSpec:
     """Parse a model name strictly; every mistake names the valid choices."""
     name = str(name)
-    if name.startswith(TORCHVISION_PREFIX):
-        module = importlib.import_module(f"{__name__}.{FAMILY_MODULES[TORCHVISION_FAMILY]}")
-        return module.parse(name)
+    prefixed = _prefixed_family(name)
+    if prefixed is not None:
+        return importlib.import_module(f"{__name__}.{FAMILY_MODULES[prefixed]}").parse(name)
     parts = name.split("-")
     family_name = parts[0]
-    known = _known_families()
-    if family_name not in known or family_name == TORCHVISION_FAMILY:
+    known = [n for n in _known_families() if n not in PREFIXED_FAMILIES.values()]
+    if family_name not in known:
         close = difflib.get_close_matches(family_name, known, n=3)
+        if _may_be_bare_torchvision_name(name):
+            torchvision_models = importlib.import_module(
+                f"{__name__}.{FAMILY_MODULES[TORCHVISION_FAMILY]}"
+            )
+            if name in torchvision_models.classification_models():
+                return ModelSpec(TORCHVISION_FAMILY, None, None, name)
+            close += difflib.get_close_matches(
+                name, torchvision_models.classification_models(), n=3, cutoff=0.7
+            )
         hint = f"; did you mean {close}?" if close else ""
+        what = (
+            f"'{name}' is neither a torchvision classification model nor a family of"
+            if _may_be_bare_torchvision_name(name)
+            else f"family '{family_name}' is not one of"
+        )
         raise ConfigError(
-            f"unknown model '{name}': family '{family_name}' is not one of "
-            f"{_family_names()}{hint} (names look like ConvNet-3, ResNet-18-BN or AlexNet)"
+            f"unknown model '{name}': {what} {_family_names()}{hint} (names look like "
+            "ConvNet-3, ResNet-18-BN, AlexNet, a torchvision name such as resnet18, "
+            "or timm:resnet18)"
         )
     family = _family(family_name)
     if not family.has_depth:
@@ -204,9 +248,49 @@ def canonical_options(name: str, options: dict | None) -> dict:
     """Every option of the model's family with the value it takes (defaults filled in,
     one spelling per value): equal models get equal options, and so one cache key."""
     check_model_options(name, options)
-    family = _family(parse_model_name(name).family)
+    spec = parse_model_name(name)
+    family = _family(spec.family)
     full = {**family.option_defaults, **(options or {})}
-    return family.spell_options(full) if family.spell_options else full
+    return family.spell_options(spec, full) if family.spell_options else full
+
+
+def pretrained_classes(name: str, options: dict | None) -> int | None:
+    """How many classes the pretrained weights named by `options` (`pretrained: …` of a
+    torchvision or timm model) were trained for (1000 for ImageNet weights); None when the
+    model is not pretrained. A model built with that many classes is the pretrained
+    network itself, every layer loaded: usable as a teacher without training."""
+    check_model_options(name, options)
+    spec = parse_model_name(name)
+    family = _family(spec.family)
+    if family.pretrained_classes is None:
+        return None
+    return family.pretrained_classes(spec, dict(options or {}))
+
+
+def canonical_model_name(name: str) -> str:
+    """The one spelling of a model name: a bare torchvision name becomes
+    `torchvision:<name>` (the same model), every other name stays as written."""
+    spec = parse_model_name(name)
+    if spec.family == TORCHVISION_FAMILY:
+        return f"{TORCHVISION_PREFIX}{spec.arch}"
+    return str(name)
+
+
+def use_torchvision_options(name: str, use_torchvision: bool) -> dict:
+    """The `model_options` that the reference's `use_torchvision` (`stu_use_torchvision`,
+    `tea_use_torchvision`) means for model `name`: `{torchvision: true}` for the families
+    with a torchvision twin (AlexNet, VGG, ResNet), nothing for every other model, where
+    the reference ignores the flag (a torchvision or timm name is that library's model
+    anyway). The flag's errors are the option's (`ResNet-18` has no torchvision twin with
+    instance norm: write ResNet-18-BN)."""
+    if not isinstance(use_torchvision, bool):
+        raise ConfigError(f"use_torchvision must be true or false, got {use_torchvision!r}")
+    family = _family(parse_model_name(name).family)
+    if not use_torchvision or "torchvision" not in family.options:
+        return {}
+    options = {"torchvision": True}
+    check_model_options(name, options)
+    return options
 
 
 def build_model(
@@ -216,7 +300,8 @@ def build_model(
     im_size: tuple[int, int],
     options: dict | None = None,
 ):
-    """Build a freshly initialised model (init uses the global torch RNG: seed it first)."""
+    """Build a freshly initialised model (init uses the global torch RNG: seed it first);
+    with `pretrained` (torchvision and timm models), then loaded from the local cache."""
     spec = parse_model_name(name)
     check_model_options(name, options)
     for what, value in (("num_classes", num_classes), ("channels", channels)):

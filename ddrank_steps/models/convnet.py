@@ -44,7 +44,7 @@ def check_options(name: str, spec, options: dict) -> None:
         check_choice(name, "pooling", options["pooling"], POOLINGS)
 
 
-def spell_options(options: dict) -> dict:
+def spell_options(spec, options: dict) -> dict:
     """The pooling's one spelling (`avg` and `avgpooling` build the same network)."""
     return {**options, "pooling": POOLINGS[options["pooling"]]}
 

@@ -67,7 +67,10 @@ class BatchTransform:
         for i, (item, built) in enumerate(
             zip(spec, build_transforms(spec, key).transforms, strict=True)
         ):
-            name = type(built).__name__
+            # torchvision's conversions and Normalize only: a user's class of that name is
+            # theirs (named by import path) and runs as written
+            ours = type(built).__module__.startswith("torchvision.")
+            name = type(built).__name__ if ours else str(item.get("name"))
             where = f"{key}[{i}] ({name})"
             if name in CONVERSIONS:
                 continue
@@ -82,7 +85,7 @@ class BatchTransform:
             items.append(built)
             self.names.append(str(item.get("name")))
         # only conversions and the dataset's own Normalize: the images stay as they are
-        self.identity = all(type(t).__name__ == "Normalize" for t in items)
+        self.identity = all(isinstance(t, v2.Normalize) for t in items)
         if not has_normalize:
             items.append(v2.Normalize(self.mean, self.std))
         self.stages = stages(items)

@@ -12,8 +12,14 @@ configs (`custom_train_trans` / `custom_val_trans`):
 looked up in torchvision.transforms.v2, then in torchvision.transforms for a name only the
 old API has; the result is a v2 Compose. Beyond the reference: positional args work for v2
 names too; an argument that is itself a list of `{name, args}` items is built into a list of
-transforms, so RandomApply / RandomChoice can nest; `interpolation: bilinear` and
-`dtype: float32` may be written as strings.
+transforms, so RandomApply / RandomChoice can nest; `interpolation: bilinear`,
+`dtype: float32` and AutoAugment's `policy: cifar10` may be written as strings.
+
+A name with a colon, `mypackage.module:ShufflePatches`, is a transform class of the user's
+own, imported by that path and built with `args` like any other (the reference's RDED and
+EDC evaluations use such a class). Importing it runs its module's code, by design; the
+module must be importable wherever the jobs run (installed, or on PYTHONPATH).
+`transforms.from_torchvision.compose_to_spec` writes a Python Compose in this format.
 
 Unknown names and arguments a transform's constructor rejects are ConfigErrors naming the
 item; `check_transforms` runs the same checks when the config is read. Values that a
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import importlib
 import warnings
 from collections.abc import Mapping
 
@@ -105,14 +112,56 @@ def _lookup(name: object, where: str):
     from torchvision import transforms as v1
     from torchvision.transforms import v2
 
+    if isinstance(name, str) and ":" in name:
+        return import_transform(name, where)
     if isinstance(name, str):
         for module in (v2, v1):
             cls = _transform_class(module, name)
             if cls is not None:
                 return cls
     close = difflib.get_close_matches(str(name), available_transforms(), n=5, cutoff=0.6)
-    hint = f"; did you mean {close}?" if close else " (see torchvision.transforms.v2)"
+    hint = (
+        f"; did you mean {close}?"
+        if close
+        else " (see torchvision.transforms.v2; a class of your own is named by import path, "
+        "'package.module:ClassName')"
+    )
     raise ConfigError(f"{where}: unknown transform {name!r}{hint}")
+
+
+def import_transform(path: str, where: str = "transforms") -> type:
+    """The class that `path` (`package.module:Class`, `Class` may be dotted) names; errors
+    name the list item and the fix."""
+    module_name, _, qualname = path.partition(":")
+    form = "the form 'package.module:ClassName'"
+    if not module_name or not qualname or ":" in qualname:
+        raise ConfigError(f"{where}: transform {path!r} is not an import path of {form}")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{where}: cannot import module {module_name!r} of transform {path!r} ({exc}); "
+            "install its package or put its folder on PYTHONPATH, for this process and the "
+            "workflow's jobs"
+        ) from None
+    except Exception as exc:  # the user's module raised while being imported
+        raise ConfigError(
+            f"{where}: importing module {module_name!r} of transform {path!r} failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    for part in qualname.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(
+                f"{where}: module {module_name!r} has no {qualname!r} (transform {path!r}); "
+                f"check the name after the colon, {form}"
+            )
+        obj = getattr(obj, part)
+    if not isinstance(obj, type):
+        raise ConfigError(
+            f"{where}: {path!r} is a {type(obj).__name__}, not a class; name a transform "
+            "class, whose args the list gives"
+        )
+    return obj
 
 
 def _transform_class(module, name: str):
@@ -135,6 +184,14 @@ def _value(key: str, value: object, where: str):
         except ValueError:
             valid = [m.value for m in InterpolationMode]
             raise ConfigError(f"{where}: interpolation {value!r} is not one of {valid}") from None
+    if key == "policy" and isinstance(value, str):
+        from torchvision.transforms import AutoAugmentPolicy
+
+        try:
+            return AutoAugmentPolicy(value.lower())
+        except ValueError:
+            valid = [m.value for m in AutoAugmentPolicy]
+            raise ConfigError(f"{where}: policy {value!r} is not one of {valid}") from None
     if key == "dtype" and isinstance(value, str):
         dtype = getattr(torch, value.removeprefix("torch."), None)
         if not isinstance(dtype, torch.dtype):
