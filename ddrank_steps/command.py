@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from ddrank_steps import paths
 from ddrank_steps.config import Config
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.reference_config import CLASSES, settings_with_defaults, translate
@@ -54,17 +55,16 @@ def import_config(args: argparse.Namespace) -> int:
         )
     if translation.save_path:
         notes.append(
-            f"save_path {translation.save_path}: the workflow writes results/leaderboard.csv and "
-            f"results/scores/{method}/{args.metric}.json (the Python API writes save_path)"
+            f"save_path {translation.save_path}: the workflow writes {paths.LEADERBOARD} and "
+            f"{paths.SCORE.format(method=method, metric=args.metric)} (the Python API writes "
+            "save_path)"
         )
     if translation.random_data:
         fmt, path = translation.random_data
         notes.append(
-            f"random_data_path {path} ({fmt}): the rdm subsets are kept under "
-            "results/sets/<dataset>/rdm/ as tensors and PNG folders (the Python API copies "
-            "them there)"
+            f"random_data_path {path} ({fmt}): the rdm subsets are kept as "
+            f"{paths.RDM_SET} and {paths.RDM_PNG}/ (the Python API copies them there)"
         )
-    check_config(translation.config, where)
     header = [f"# ddrank config imported from {args.reference} ({CLASSES[args.metric]})."]
     header += [f"# {line}" for line in notes]
     header.append(f"# Run: snakemake --cores 2 --configfile {args.output}")
@@ -77,6 +77,14 @@ def import_config(args: argparse.Namespace) -> int:
     for line in notes:
         print(f"note: {line}", file=sys.stderr)
     print(f"wrote {out}: method {method}, metric {args.metric}", file=sys.stderr)
+    try:  # written first: a key to add (a real-hard recipe, a known accuracy) is an edit away
+        check_config(translation.config, str(out))
+    except ConfigError as exc:
+        print(
+            f"ddrank: error: {exc}\nddrank: {out} does not run yet; edit it as above",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

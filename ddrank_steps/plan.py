@@ -33,7 +33,7 @@ import yaml
 
 from ddrank_steps import metric_registry, paths
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.models import canonical_options
+from ddrank_steps.models import canonical_model_name, canonical_options
 from ddrank_steps.seeding import round_seeds
 
 REFERENCE_SET_KINDS = ("random", "herding", "kmeans")
@@ -115,6 +115,7 @@ def canonicalise(run: dict) -> None:
         if run.get(key) is None:
             raise ValueError(f"run protocol without {key}: resolve_protocol sets it")
     run["model_options"] = canonical_options(run["model"], run.get("model_options"))
+    run["model"] = canonical_model_name(run["model"])  # `resnet18` is `torchvision:resnet18`
     run["augmentation"], run["aug_params"] = canonical_augmentation(
         run.get("augmentation"), run.get("aug_params")
     )
@@ -295,7 +296,10 @@ class Plan:
                 options = protocol.get("model_options") if entry == protocol["model"] else {}
                 entry = {"model": entry, "model_options": options or {}}
             model, options = entry["model"], entry.get("model_options") or {}
-            teacher = {"model": model, "model_options": canonical_options(model, options)}
+            teacher = {
+                "model": canonical_model_name(model),
+                "model_options": canonical_options(model, options),
+            }
             found = self.teacher_file(dataset, model)
             if found is not None:
                 teacher["source"], teacher["path"] = "file", found

@@ -133,8 +133,6 @@ NATIVE_SIZE = {
 }
 RESIZED_SOURCES = {"ImageNet1K", "ImageNette", "ImageWoof", "ImageMeow", "ImageSquawk"}
 RESIZED_SOURCES |= {"ImageFruit", "ImageYellow"}
-# Families with a torchvision variant behind `model_options: {torchvision: true}`.
-TORCHVISION_OPTION_FAMILIES = ("AlexNet", "VGG", "ResNet")
 
 
 @dataclass
@@ -194,13 +192,12 @@ def settings_with_defaults(
 
 
 def model_entry(name: str, use_torchvision: bool) -> tuple[str, dict]:
-    """(model name, model_options) of a reference model name and its use_torchvision flag."""
-    from ddrank_steps.models import parse_model_name
+    """(model name, model_options) of a reference model name and its use_torchvision flag
+    (`{torchvision: true}` for AlexNet, VGG and ResNet; ignored elsewhere, as the
+    reference ignores it)."""
+    from ddrank_steps.models import use_torchvision_options
 
-    spec = parse_model_name(name)
-    if use_torchvision and spec.family in TORCHVISION_OPTION_FAMILIES:
-        return name, {"torchvision": True}
-    return name, {}
+    return name, use_torchvision_options(name, use_torchvision)
 
 
 def translate(

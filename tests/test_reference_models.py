@@ -381,12 +381,6 @@ def test_a_bad_pretrained_option_stops_the_plan(torch_home):
         plan_with_model("resnet18", {"pretrained": True})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="plan.canonicalise keys the model name as written; it should use "
-    "models.canonical_model_name (the planner is the lead's, issue #11)",
-)
 def test_a_bare_name_and_its_prefixed_spelling_key_one_run():
     assert (
         syn_run(plan_with_model("resnet18"))["key"]

@@ -144,7 +144,7 @@ def _transform_spec(key: str, value):
         from ddrank_steps.transforms.from_torchvision import compose_to_spec
     except ImportError:  # pragma: no cover - the translator ships with the package
         raise ConfigError(f"{key}: give the transforms as a list of {{name, args}}") from None
-    return compose_to_spec(value)
+    return compose_to_spec(value, where=key)
 
 
 def summary_value(score: dict, quantity: str, stat: str) -> float:
