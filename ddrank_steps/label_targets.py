@@ -81,7 +81,4 @@ def teacher_ensemble(
     entry of the protocol's `teachers`, in that order."""
     if label_source(protocol) != TEACHERS:
         return None
-    specs = protocol["teachers"]
-    if len(paths) != len(specs):
-        raise ConfigError(f"{len(specs)} teachers in the protocol but {len(paths)} --teacher")
-    return load_ensemble(specs, paths, meta, device)
+    return load_ensemble(protocol["teachers"], paths, meta, device)

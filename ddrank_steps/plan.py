@@ -33,7 +33,7 @@ import yaml
 
 from ddrank_steps import metric_registry, paths
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.models import canonical_model_name, canonical_options
+from ddrank_steps.models import canonical_model_name, canonical_options, pretrained_classes
 from ddrank_steps.seeding import round_seeds
 
 REFERENCE_SET_KINDS = ("random", "herding", "kmeans")
@@ -303,6 +303,10 @@ class Plan:
             found = self.teacher_file(dataset, model)
             if found is not None:
                 teacher["source"], teacher["path"] = "file", found
+            elif pretrained_classes(model, options) is not None:
+                # torchvision/timm weights from the local cache, used as they are (as the
+                # reference uses its ImageNet teachers); the job checks the class count
+                teacher["source"] = "pretrained"
             elif self.config.get("train_teachers", True):
                 # tested like the student's runs, so a teacher of the student's own model
                 # is the score's real-hard run, not a second training of it
@@ -532,12 +536,14 @@ class Plan:
 
     @staticmethod
     def teacher_paths(teachers: list[dict], dataset: str, seed: int) -> list[str]:
-        """Checkpoint of each teacher for one round: its file, or that seed's real-hard run."""
+        """Checkpoint of each teacher for one round: its file, or that seed's real-hard run
+        (none for a pretrained teacher, whose weights come from the local model cache)."""
         return [
             t["path"]
             if t["source"] == "file"
             else paths.REAL_CHECKPOINT.format(dataset=dataset, protocol=t["key"], seed=seed)
             for t in teachers
+            if t["source"] != "pretrained"
         ]
 
     def label_inputs(self, dataset: str, set_name: str, key: str, seed: int) -> dict:

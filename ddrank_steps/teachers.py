@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ddrank_steps.errors import InputError
+from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.models import build_model
 
 if TYPE_CHECKING:
@@ -104,16 +104,49 @@ class Ensemble(nn.Module):
 def load_ensemble(
     specs: list[dict], paths: list[str], meta: DatasetMeta, device: torch.device
 ) -> Ensemble:
-    """The ensemble of one checkpoint per teacher spec (`model`, `model_options`), for
-    the images of the dataset `meta` describes."""
+    """The ensemble of the teacher specs (`model`, `model_options`, `source`) for the
+    images of the dataset `meta` describes: one checkpoint in `paths` per spec in order,
+    except pretrained ones, built from the local model cache."""
     shape = (meta.height, meta.width)
-    nets = [
-        load_teacher(
-            path, t["model"], t["model_options"], meta.num_classes, meta.channels, shape, device
-        )
-        for t, path in zip(specs, paths, strict=True)
-    ]
+    needing = [t for t in specs if t.get("source") != "pretrained"]
+    if len(needing) != len(paths):
+        raise ConfigError(f"{len(needing)} teachers need a checkpoint but {len(paths)} are given")
+    checkpoints = iter(paths)
+    nets = []
+    for t in specs:
+        if t.get("source") == "pretrained":
+            nets.append(pretrained_teacher(t, meta, device))
+        else:
+            nets.append(
+                load_teacher(
+                    next(checkpoints),
+                    t["model"],
+                    t["model_options"],
+                    meta.num_classes,
+                    meta.channels,
+                    shape,
+                    device,
+                )
+            )
     return Ensemble(nets)
+
+
+def pretrained_teacher(spec: dict, meta: DatasetMeta, device: torch.device) -> nn.Module:
+    """A teacher with torchvision/timm weights from the local cache, as it was trained: its
+    classes must be the dataset's (ImageNet weights for ImageNet-1K)."""
+    from ddrank_steps.models import pretrained_classes
+
+    classes = pretrained_classes(spec["model"], spec["model_options"])
+    if classes != meta.num_classes:
+        raise ConfigError(
+            f"teacher {spec['model']} with pretrained weights predicts {classes} classes, but "
+            f"dataset {meta.name} has {meta.num_classes}: drop `pretrained` to train it on "
+            "the dataset, or give a checkpoint under teacher_dir"
+        )
+    net = build_model(
+        spec["model"], classes, meta.channels, (meta.height, meta.width), spec["model_options"]
+    )
+    return net.eval().requires_grad_(False).to(device)
 
 
 @torch.no_grad()

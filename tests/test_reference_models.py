@@ -386,3 +386,45 @@ def test_a_bare_name_and_its_prefixed_spelling_key_one_run():
         syn_run(plan_with_model("resnet18"))["key"]
         == syn_run(plan_with_model("torchvision:resnet18"))["key"]
     )
+
+
+# --- a pretrained teacher is used as it is ------------------------------------------------------
+
+
+def test_a_pretrained_teacher_is_planned_without_training(torch_home, no_downloads):
+    import copy
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import validate
+
+    from ddrank_steps.plan import build_plan
+
+    write_torchvision_weights(torch_home)
+    repo = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    validate(config, str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+    kd = config["protocols"]["digits-kd"]
+    kd["teacher_model_names"] = [{"model": "resnet18", "model_options": {"pretrained": True}}]
+    plan = build_plan(copy.deepcopy(config))
+    spec = plan.scores[("kmeans", "lrs_soft")]["protocols"]["syn-any"]
+    assert [t["source"] for t in spec["teachers"]] == ["pretrained"]
+    assert plan.label_inputs("digits", "syn-kmeans", spec["key"], 0) == {"teachers": []}
+
+
+def test_a_pretrained_teacher_loads_its_cached_weights(torch_home, no_downloads):
+    from ddrank_steps.artifacts import DatasetMeta
+    from ddrank_steps.teachers import load_ensemble
+
+    state = write_torchvision_weights(torch_home)
+    spec = {"model": "resnet18", "model_options": {"pretrained": True}, "source": "pretrained"}
+
+    def meta(classes: int) -> DatasetMeta:
+        names = [str(c) for c in range(classes)]
+        return DatasetMeta("imagenet", classes, 3, 32, 32, [0.5] * 3, [0.25] * 3, 1.0, names)
+
+    ensemble = load_ensemble([spec], [], meta(1000), torch.device("cpu"))
+    loaded = ensemble.state_dict()
+    assert all(torch.equal(v, state[k.split(".", 2)[-1]]) for k, v in loaded.items())
+    with pytest.raises(ConfigError, match="predicts 1000 classes, but dataset imagenet has 10"):
+        load_ensemble([spec], [], meta(10), torch.device("cpu"))

@@ -26,8 +26,6 @@ def main(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     meta = DatasetMeta.load(args.meta)
     specs = args.teachers
-    if len(specs) != len(args.teacher):
-        raise ValueError(f"{len(specs)} teacher specs but {len(args.teacher)} checkpoints")
     teachers = load_ensemble(specs, args.teacher, meta, device)
     blob = load_set(args.set)
     logits = ensemble_logits(blob["images"], teachers, args.batch_size, device)
