@@ -337,3 +337,78 @@ def test_a_syn_lr_that_is_not_a_positive_number_is_refused(data, tmp_path, lr):
     evaluator = LabelRobustScoreHard(Config.from_file(path), work_dir=tmp_path / "work")
     with pytest.raises(InputError, match="syn_lr"):
         evaluator.compute_metrics(image_tensor=syn_set(0), syn_lr=lr)
+
+
+# --- Python transforms and an interrupted call ------------------------------------------------
+
+
+def test_python_transforms_are_translated_and_a_lambda_is_refused(data):
+    from torchvision import transforms
+
+    train = transforms.Compose(
+        [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
+    )
+    evaluator = LabelRobustScoreHard(custom_train_trans=train, device="cpu")
+    spec = evaluator.settings["custom_train_trans"]
+    assert [item["name"] for item in spec] == ["RandomCrop", "RandomHorizontalFlip"]
+    assert spec[0]["args"]["padding"] == 4
+    with pytest.raises(
+        ConfigError, match=r"cannot translate a lambda.*mypackage\.module:MyTransform"
+    ):
+        LabelRobustScoreHard(custom_train_trans=transforms.Compose([lambda x: x]))
+
+
+INTERRUPTED = """
+import sys, torch
+from ddrank_steps.metrics import LabelRobustScoreHard
+evaluator = LabelRobustScoreHard(dataset="CIFAR10", real_data_path=sys.argv[1], ipc=1,
+    model_name="ConvNet-1", data_aug_func="dsa", aug_params=None, num_epochs=2, num_eval=3,
+    syn_batch_size=10, eval_full_data=True, device="cpu", work_dir=sys.argv[2], cores=1,
+    real_protocols={REAL!r})
+images = torch.randn(10, 3, 32, 32, generator=torch.Generator().manual_seed(30))
+print(evaluator.compute_metrics(image_tensor=images)["label_robust_score_mean"])
+"""
+
+
+def incomplete_outputs(work: Path) -> set[str]:
+    """Outputs Snakemake had not seen finish when it stopped (its `incomplete` markers: the
+    path, urlsafe-base64 encoded, split into '@'-prefixed folders when long)."""
+    from base64 import urlsafe_b64decode
+
+    root = work / ".snakemake" / "incomplete"
+    if not root.is_dir():
+        return set()
+    markers = (p.relative_to(root).parts for p in root.rglob("*") if p.is_file())
+    return {urlsafe_b64decode("".join(s.lstrip("@") for s in parts)).decode() for parts in markers}
+
+
+def test_an_interrupted_call_keeps_its_finished_runs_and_the_next_resumes(data, tmp_path):
+    import signal
+    import time
+
+    script = tmp_path / "score.py"
+    script.write_text(INTERRUPTED.replace("{REAL!r}", repr(REAL)))
+    work = tmp_path / "work"
+    cmd = [sys.executable, str(script), str(data), str(work)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while (
+        time.time() < deadline
+        and len(run_files(work) if (work / "results" / "runs").exists() else ()) < 2
+    ):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    proc.communicate(timeout=120)
+    # a job still running at Ctrl-C is not finished, even if it wrote its file meanwhile
+    unfinished = incomplete_outputs(work)
+    finished = {p: (work / p).stat().st_mtime_ns for p in run_files(work) - unfinished}
+    assert finished  # at least one job had finished
+    assert not (work / "results" / "scores").exists() or not any(
+        (work / "results" / "scores").rglob("*.json")
+    )
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert 0.0 <= float(done.stdout.strip().splitlines()[-1]) <= 100.0
+    for path, mtime in finished.items():  # kept, not trained again
+        assert (work / path).stat().st_mtime_ns == mtime, path
