@@ -17,7 +17,8 @@ import logging
 import pandas as pd
 
 from ddrank_steps import cli, metric_registry
-from ddrank_steps.io import atomic_path, read_json, write_text
+from ddrank_steps.io import atomic_path, write_text
+from ddrank_steps.reading import read_cached_json
 
 log = logging.getLogger("ddrank.leaderboard")
 UNITS = "LRS and ARS in [0, 100]; accuracies and their differences as fractions."
@@ -26,7 +27,7 @@ UNITS = "LRS and ARS in [0, 100]; accuracies and their differences as fractions.
 def rows(score_files: list[str]) -> pd.DataFrame:
     by_method: dict[str, dict] = {}
     for path in score_files:
-        s = read_json(path)
+        s = read_cached_json(path)
         row = by_method.setdefault(
             s["method"], {"method": s["method"], "dataset": s["dataset"], "ipc": s["ipc"]}
         )

@@ -15,18 +15,19 @@ import logging
 
 from ddrank_steps import cli, formulas, metric_registry
 from ddrank_steps.errors import InputError
-from ddrank_steps.io import read_json, write_json
+from ddrank_steps.io import write_json
 from ddrank_steps.metric_registry import Metric
+from ddrank_steps.reading import read_cached_json, rebuild_fix
 from ddrank_steps.versions import software_versions
 
 log = logging.getLogger("ddrank.score")
 
 
 def read_term(path: str) -> dict:
-    run = read_json(path)
+    run = read_cached_json(path)
     selected = run.get("selected")
     if not selected or "acc" not in selected:
-        raise InputError(path, "selected.acc", "missing", "delete the file and rerun its job")
+        raise InputError(path, "selected.acc", "missing", rebuild_fix(path))
     return {"acc": selected["acc"], "lr": selected["lr"], "epoch": selected["epoch"], "run": path}
 
 
@@ -69,7 +70,7 @@ def main(args: argparse.Namespace) -> None:
     out.update(
         {
             # the normalisation the method's images were read in, as the runs recorded it
-            "data": read_json(first_run).get("data"),
+            "data": read_cached_json(first_run).get("data"),
             "protocols": spec["protocols"],
             "seeds": [r["seed"] for r in spec["rounds"]],
             **result,
