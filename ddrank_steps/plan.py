@@ -169,6 +169,8 @@ class Plan:
     teacher_sets: dict[str, list] = field(default_factory=dict)  # key -> resolved teachers
     scores: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, metric)
     sets: dict[str, SetId] = field(default_factory=dict)  # set wildcard -> set
+    # run file -> (dataset, set wildcard, protocol key, seed): what each planned run trains
+    runs: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
     _inline_lr: dict[str, bool] = field(default_factory=dict, repr=False)
 
     # --- building -------------------------------------------------------------------------
@@ -176,7 +178,9 @@ class Plan:
         key = protocol_key(protocol)
         self.protocols[key] = protocol
         self.sets[set_id.name] = set_id
-        return run_file(dataset, set_id, key, seed)
+        path = run_file(dataset, set_id, key, seed)
+        self.runs[path] = (dataset, set_id.name, key, seed)
+        return path
 
     def real_protocol(self, dataset: str, protocol: dict, where: str) -> dict:
         # Looked up under the dataset's own key first, then under its source, so a dataset
@@ -369,6 +373,34 @@ class Plan:
     def score_targets(self) -> list[str]:
         return [paths.SCORE.format(method=m, metric=k) for (m, k) in self.scores]
 
+    def cached_results(self) -> list[str]:
+        """Every result file the scores are made from, down to the prepared datasets.
+
+        Rule `all` asks for them, not only for the leaderboard: Snakemake treats a missing
+        intermediate file as fine while the files made from it are present and newer, so a
+        run file deleted by hand (or by Snakemake, when the job that reads it failed) would
+        otherwise never be rebuilt, nor the scores and leaderboard made from it. Requested,
+        it is rebuilt, and everything downstream of it with it.
+        """
+        found = set(self.score_targets())
+        for path, (dataset, set_name, key, seed) in self.runs.items():
+            found.add(path)
+            found.update(dataset_paths(dataset))
+            set_id = self.sets[set_name]
+            if set_id.kind == "rdm":
+                found.update(
+                    pattern.format(dataset=dataset, ipc=set_id.ipc, seed=seed)
+                    for pattern in (paths.RDM_SET, paths.RDM_MANIFEST, paths.RDM_PNG)
+                )
+            elif set_id.kind == "syn":
+                found.add(self.set_file(dataset, set_name, seed))
+                images = self.syn_images_input(set_id.method)
+                if images.startswith(RESULTS_ROOT):  # a reference set, not the user's file
+                    found.add(images)
+            for value in self.label_inputs(dataset, set_name, key, seed).values():
+                found.update(p for p in _as_list(value) if p.startswith(RESULTS_ROOT))
+        return sorted(found)
+
     def score_inputs(self, method: str, metric: str) -> list[str]:
         spec = self.scores[(method, metric)]
         return sorted({p for r in spec["rounds"] for p in r["terms"].values()})
@@ -426,6 +458,18 @@ class Plan:
                 )
             }
         return {}  # hard labels, or soft labels stored in the set itself
+
+
+# the folder every result lies under; anything else a run reads is the user's own file
+RESULTS_ROOT = Path(paths.DATASET).parts[0] + "/"
+
+
+def dataset_paths(dataset: str) -> list[str]:
+    return [paths.DATASET.format(dataset=dataset), paths.DATASET_META.format(dataset=dataset)]
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def run_file(dataset: str, set_id: SetId, key: str, seed: int) -> str:

@@ -292,3 +292,18 @@ def test_an_lr_inside_the_methods_pt_dict_counts_as_its_own(config, tmp_path):
     torch.save({"images": torch.zeros(100, 1, 8, 8)}, path)
     spec = build_plan(config).scores[("random", "lrs_hard")]["protocols"]
     assert spec["syn-any"]["lr_source"] == "grid"
+
+
+def test_rule_all_asks_for_every_cached_result_down_to_the_dataset(config):
+    # a missing intermediate would otherwise never be rebuilt while the leaderboard exists
+    plan = build_plan(config)
+    cached = set(plan.cached_results())
+    assert set(plan.score_targets()) <= cached
+    assert set(plan.runs) <= cached
+    assert {"results/datasets/digits/data.pt", "results/datasets/digits/meta.json"} <= cached
+    assert "results/sets/digits/rdm/ipc10/seed2.pt" in cached
+    assert "results/sets/digits/rdm/ipc10/seed2_png" in cached
+    assert "results/sets/digits/syn/kmeans.pt" in cached
+    assert "results/sets/digits/reference/ipc10/kmeans.pt" in cached
+    assert any(p.startswith("results/runs/digits/real/") and p.endswith(".pt") for p in cached)
+    assert all(p.startswith("results/") for p in cached)
