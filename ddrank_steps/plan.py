@@ -545,11 +545,88 @@ def check_transform_datasets(config: dict) -> None:
 
 def check_datasets(config: dict) -> None:
     """Dataset keys that the schema cannot tie to a source (image_size only for image
-    files, ImageFolder's required keys), checked before any job runs."""
-    from ddrank_steps.datasets import check_settings
+    files, ImageFolder's required keys) and, for the datasets the methods use, that their
+    files are where `root` says, checked before any job runs."""
+    from ddrank_steps.datasets import check_layout, check_settings
 
+    used = {method["dataset"] for method in config.get("methods", {}).values()}
     for name, settings in config["datasets"].items():
         check_settings(settings["source"], settings, where=f"datasets.{name}")
+        if name in used:
+            check_layout(settings, where=f"datasets.{name}")
+
+
+# a method's own LR given as a string is read from a file of one of these kinds
+LR_FILE_SUFFIXES = (".pt", ".txt")
+
+
+def check_method_files(config: dict) -> None:
+    """Every file a method names exists. A wrong path would otherwise drop the method
+    silently once a leaderboard exists (Snakemake sees no job that could use it)."""
+    where_from = f"relative paths are read from the working directory {Path.cwd()}"
+    for name, method in config["methods"].items():
+        where = f"methods.{name}"
+        images = method["images"]
+        if not images.startswith("reference:") and not Path(images).exists():
+            raise ConfigError(
+                f"{where}.images: '{images}' not found ({where_from}); give the .pt file or "
+                "the class-folder tree of the distilled set"
+            )
+        for key in ("labels", "soft_labels"):
+            path = method.get(key)
+            if path and not Path(path).is_file():
+                raise ConfigError(f"{where}.{key}: '{path}' not found ({where_from})")
+        lr = method.get("lr")
+        if isinstance(lr, str):
+            if Path(lr).suffix not in LR_FILE_SUFFIXES:
+                raise ConfigError(
+                    f"{where}.lr: '{lr}' is a string, which is read as the path of a "
+                    f"{'/'.join(LR_FILE_SUFFIXES)} file holding the LR; write a number "
+                    f"without quotes (lr: {lr.strip() or 0.01}) or name such a file"
+                )
+            if not Path(lr).is_file():
+                raise ConfigError(f"{where}.lr: '{lr}' not found ({where_from})")
+
+
+def check_models_fit(config: dict) -> None:
+    """Each protocol's model (and teachers) fits the images of every dataset a method
+    trains it on; the image size is known now, so a too-deep net is no job's failure."""
+    from ddrank_steps.datasets import image_side
+    from ddrank_steps.models import largest_fitting_model
+
+    checked = set()
+    for method in config["methods"].values():
+        dataset = method["dataset"]
+        side = image_side(config["datasets"].get(dataset, {}))
+        if side is None:
+            continue
+        for settings in method["metrics"].values():
+            name = settings["protocol"]
+            protocol = config["protocols"].get(name) or {}
+            models = [("model", protocol.get("model"), protocol.get("model_options"))]
+            for entry in protocol.get("teacher_model_names") or []:
+                if isinstance(entry, dict):
+                    entry = (entry.get("model"), entry.get("model_options"))
+                else:  # the student's own model name brings its options along
+                    same = entry == protocol.get("model")
+                    entry = (entry, protocol.get("model_options") if same else None)
+                models.append(("teacher_model_names", *entry))
+            for key, model, options in models:
+                if not model or (model, str(options), side) in checked:
+                    continue
+                checked.add((model, str(options), side))
+                fitting = largest_fitting_model(model, options, (side, side))
+                if fitting == model:
+                    continue
+                instead = (
+                    f"the largest depth that fits is {fitting}"
+                    if fitting
+                    else "no depth of it fits; choose another model or a larger image_size"
+                )
+                raise ConfigError(
+                    f"protocols.{name}.{key}: {model} does not fit the {side}x{side} images "
+                    f"of dataset {dataset} (its feature map vanishes); {instead}"
+                )
 
 
 def build_plan(config: dict, check: bool = True) -> Plan:
@@ -558,6 +635,8 @@ def build_plan(config: dict, check: bool = True) -> Plan:
     if check:  # names first: a typo in a model name is the clearest error to report
         check_names(config)
         check_datasets(config)
+        check_method_files(config)
+        check_models_fit(config)
         check_transform_datasets(config)
     for name, method in config["methods"].items():
         where = f"methods.{name}"

@@ -87,8 +87,10 @@ def test_the_score_stage_reports_a_damaged_run_in_one_line(tmp_path):
         "rounds": [{"seed": 0, "terms": {"syn-any": str(run)}}],
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "ddrank_steps.stages.score", "--spec", json.dumps(spec)]
-        + ["--out", str(tmp_path / "score.json")],
+        [
+            *(sys.executable, "-m", "ddrank_steps.stages.score"),
+            *("--spec", json.dumps(spec), "--out", str(tmp_path / "score.json")),
+        ],
         capture_output=True,
         text=True,
     )
