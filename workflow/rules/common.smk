@@ -12,6 +12,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from ddrank_steps import metric_registry, paths
+from ddrank_steps.config_schema import schema_problem
 from ddrank_steps.code_inputs import (
     leaderboard_sources,
     score_sources,
@@ -36,7 +37,13 @@ shell.prefix(
     f"export {_PATH}PYTHONPATH={shlex.quote(REPO)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
-validate(config, "../schemas/config.schema.yaml")
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+# one line first (file, key path, problem, closest key), then the detail; Snakemake's
+# validate would print the whole schema with the key path last
+_schema_problem = schema_problem(config, SCHEMA, [str(f) for f in workflow.configfiles])
+if _schema_problem:
+    raise WorkflowError(_schema_problem)
+validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
 try:
     PLAN = build_plan(config)
 except ConfigError as exc:
