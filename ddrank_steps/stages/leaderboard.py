@@ -47,6 +47,8 @@ def rows(score_files: list[str]) -> pd.DataFrame:
         for setting in entry.settings:
             row[f"{metric}_{setting}"] = s["settings"][setting]
         row[f"{metric}_select"] = s["protocols"][syn_term]["select"]
+        # terms whose every LR diverged: their accuracy is a broken net's (empty: none)
+        row[f"{metric}_diverged"] = ";".join(summary.get("diverged_terms", []))
         row[f"{metric}_rounds"] = len(s["rounds"])
         row[f"{metric}_seeds"] = ";".join(str(x) for x in s["seeds"])
     table = pd.DataFrame(list(by_method.values()))
