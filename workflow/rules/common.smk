@@ -11,7 +11,7 @@ REPO = str(Path(workflow.basedir).parent)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from ddrank_steps import metric_registry, paths
+from ddrank_steps import metric_registry, paths, run_lock
 from ddrank_steps.config_schema import schema_problem
 from ddrank_steps.code_inputs import (
     leaderboard_sources,
@@ -36,6 +36,11 @@ _PATH = (
 shell.prefix(
     f"export {_PATH}PYTHONPATH={shlex.quote(REPO)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
+
+# A lock here means another run is active, or one was killed: say which, before
+# Snakemake's own message (the same in both cases) asks for --unlock.
+if workflow.is_main_process and (_lock := run_lock.lock_report()):
+    logger.warning(_lock)
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 # one line first (file, key path, problem, closest key), then the detail; Snakemake's
