@@ -107,3 +107,16 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def unwritable_reason(folder: str | os.PathLike) -> str | None:
+    """Why files cannot be written in `folder` (None when they can), found by writing one:
+    permission bits do not stop root, an immutable flag or a read-only mount does."""
+    target = Path(folder)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=".write-test.", dir=target):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

@@ -23,6 +23,7 @@ from ddrank_steps.code_inputs import (
 from ddrank_steps.datasets import prepare_settings
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.image_files import list_images
+from ddrank_steps.io import unwritable_reason
 from ddrank_steps.plan import REFERENCE_SET_KINDS, build_plan, canonical_json
 
 # One interpreter for every job: the one running Snakemake (the venv or conda env that
@@ -41,6 +42,20 @@ shell.prefix(
 # Snakemake's own message (the same in both cases) asks for --unlock.
 if workflow.is_main_process and (_lock := run_lock.lock_report()):
     logger.warning(_lock)
+
+RESULTS = Path(paths.LEADERBOARD).parent
+
+
+def check_results_writable():
+    """Every job writes under results/: a read-only one is one clear error before any job
+    starts, not a failure in each (called by onstart, so a dry-run is not stopped)."""
+    if why := unwritable_reason(RESULTS):
+        raise WorkflowError(
+            f"{RESULTS}/ is not writable ({why}); every result is written there. Make it "
+            f"writable (chmod -R u+w {RESULTS}, or chattr -R -i {RESULTS} if it was made "
+            "immutable), or run from a working directory you can write (--directory)."
+        )
+
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 # one line first (file, key path, problem, closest key), then the detail; Snakemake's
