@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from ddrank_steps import metric_registry, paths
-from ddrank_steps.errors import ConfigError
+from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.seeding import round_seeds
 
 REFERENCE_SET_KINDS = ("random", "herding", "kmeans")
@@ -483,13 +483,11 @@ def teachers_key(teachers: list[dict]) -> str:
 
 
 def _pt_dict_has_lr(path: str) -> bool:
-    if not Path(path).is_file():
-        return False  # the syn_set job will report the missing file
-    import torch
+    from ddrank_steps.reading import load_torch
 
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
+        blob = load_torch(path, mmap=True)
+    except InputError:
         return False  # unreadable: the syn_set job reports it with the file and field
     return isinstance(blob, dict) and blob.get("lr") is not None
 

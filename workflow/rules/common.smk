@@ -12,7 +12,6 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from ddrank_steps import metric_registry, paths, run_lock
-from ddrank_steps.config_schema import schema_problem
 from ddrank_steps.code_inputs import (
     leaderboard_sources,
     score_sources,
@@ -20,6 +19,7 @@ from ddrank_steps.code_inputs import (
     stage_sources,
     train_sources,
 )
+from ddrank_steps.config_schema import schema_problem
 from ddrank_steps.datasets import prepare_settings
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.image_files import list_images
