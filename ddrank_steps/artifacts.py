@@ -9,6 +9,8 @@ Two on-disk forms:
 - a set file (`*.pt`): `images` float32 (N, C, H, W) already in the dataset's normalised
   (or ZCA) space, `labels` int64 (N,), optional `soft_labels` (N, K) and `lr`, and `info`
   (provenance). Random subsets, reference sets and imported syn sets all use it.
+Both are read through `reading` (one reader for every result file), so a damaged one
+fails with its path and the fix.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ddrank_steps.io import read_json
+from ddrank_steps.reading import load_torch, read_cached_json
 from ddrank_steps.zca import ZCA
 
 # What the ZCA of a dataset is fitted on (and applied to), recorded as `zca_input`:
@@ -47,7 +49,7 @@ class DatasetMeta:
 
     @classmethod
     def load(cls, path: str | Path) -> DatasetMeta:
-        return cls.from_dict(read_json(path))
+        return cls.from_dict(read_cached_json(path))
 
     @classmethod
     def from_dict(cls, raw: dict) -> DatasetMeta:
@@ -62,7 +64,7 @@ def normalise(images: torch.Tensor, meta: DatasetMeta) -> torch.Tensor:
 
 
 def _blob(data_path: str | Path) -> dict:
-    return torch.load(data_path, map_location="cpu", weights_only=True)
+    return load_torch(data_path)
 
 
 def _part(data_path: str | Path, split: str) -> dict | None:
@@ -160,4 +162,4 @@ def source_files(data_path: str | Path, split: str, idx: torch.Tensor) -> list[s
 
 
 def load_set(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_torch(path)

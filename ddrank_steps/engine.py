@@ -42,6 +42,7 @@ in-memory path does exactly what it did before (`_batches` slices the device ten
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -80,9 +81,15 @@ class RunResult:
     seconds: float = 0.0
     state: dict | None = field(default=None, repr=False)  # weights at the selected epoch
 
+    @property
+    def diverged_at(self) -> int | None:
+        """The first evaluated epoch whose mean train loss was not finite (None if none)."""
+        return next((p["epoch"] for p in self.curve if p["train_loss"] is None), None)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out.pop("state")
+        out["diverged"] = self.diverged_at is not None
         return out
 
 
@@ -270,7 +277,7 @@ def _evaluation_point(group: RunGroup, run: _Run, result: RunResult, epoch: int)
         "val": evaluate(run.model, group.val) if group.val is not None else None,
         "train_loss": run.loss_sum.item() / max(run.steps, 1),
     }
-    if point["train_loss"] != point["train_loss"]:  # NaN: diverged at this LR
+    if not math.isfinite(point["train_loss"]):  # NaN or inf: diverged at this LR
         point["train_loss"] = None
     result.curve.append(point)
     if group.keep_state and _select_point(result.curve, group.protocol["select"]) is point:
@@ -355,7 +362,20 @@ def train_group(
                 result.selected_epoch,
                 result.seconds,
             )
+            if result.diverged_at is not None:
+                log.warning(
+                    "lr %g diverged: the train loss is not finite from epoch %d on, so its "
+                    "accuracy is that of a broken net",
+                    lr,
+                    result.diverged_at,
+                )
             results.append(result)
+    if all(r.diverged_at is not None for r in results):
+        log.warning(
+            "every LR diverged (%s): this run is marked diverged in its run file, and in the "
+            "scores and leaderboard that use it; try smaller LRs",
+            ", ".join(f"{r.lr:g}" for r in results),
+        )
     best = select_lr(results, protocol["select"])
     for i, r in enumerate(results):  # only the selected LR's weights are worth keeping
         if i != best:

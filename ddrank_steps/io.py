@@ -3,6 +3,11 @@
 A killed job must never leave a file that a rerun would trust, so every output
 is written to a temporary file in the same directory and renamed into place
 (rename is atomic on POSIX within one filesystem).
+
+`tempfile` creates its files 0600 and its folders 0700 whatever the umask, for privacy
+while they are temporary; the renamed result gets the mode a plain `open`/`mkdir` would
+have given it, so a shared results directory stays readable to the people the umask
+lets in.
 """
 
 from __future__ import annotations
@@ -11,9 +16,29 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask. POSIX can only read it by setting it, so set it back at once
+    (under a lock, so two threads never see the temporary value)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    return 0o777 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -24,6 +49,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, file_mode())
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -66,6 +92,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, dir_mode())
     try:
         yield tmp
         old = None
@@ -80,3 +107,16 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def unwritable_reason(folder: str | os.PathLike) -> str | None:
+    """Why files cannot be written in `folder` (None when they can), found by writing one:
+    permission bits do not stop root, an immutable flag or a read-only mount does."""
+    target = Path(folder)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=".write-test.", dir=target):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

@@ -19,6 +19,7 @@ import torch
 
 from ddrank_steps.artifacts import DatasetMeta
 from ddrank_steps.errors import ConfigError, InputError
+from ddrank_steps.reading import load_torch
 from ddrank_steps.teachers import Ensemble, load_ensemble
 
 HARD = "none"
@@ -60,7 +61,7 @@ def soft_targets(
     elif source == "teacher_logits":
         if not soft_labels_path:
             raise ConfigError("mode S with teacher labels needs --soft-labels")
-        blob = torch.load(soft_labels_path, map_location="cpu", weights_only=True)
+        blob = load_torch(soft_labels_path)
         soft = blob["soft_labels"].float()
     else:
         return None

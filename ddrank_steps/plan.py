@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from ddrank_steps import metric_registry, paths
-from ddrank_steps.errors import ConfigError
+from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.models import canonical_model_name, canonical_options, pretrained_classes
 from ddrank_steps.seeding import round_seeds
 
@@ -224,13 +224,17 @@ class Plan:
     scores: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, metric)
     sets: dict[str, SetId] = field(default_factory=dict)  # set wildcard -> set
     _peeked: dict[str, dict] = field(default_factory=dict, repr=False)
+    # run file -> (dataset, set wildcard, protocol key, seed): what each planned run trains
+    runs: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
 
     # --- building -------------------------------------------------------------------------
     def add_run(self, dataset: str, set_id: SetId, protocol: dict, seed: int) -> str:
         key = protocol_key(protocol)
         self.protocols[key] = protocol
         self.sets[set_id.name] = set_id
-        return run_file(dataset, set_id, key, seed)
+        path = run_file(dataset, set_id, key, seed)
+        self.runs[path] = (dataset, set_id.name, key, seed)
+        return path
 
     def real_protocol(self, dataset: str, protocol: dict, where: str) -> dict:
         # Looked up under the dataset's own key first, then under its source, so a dataset
@@ -502,6 +506,34 @@ class Plan:
     def score_targets(self) -> list[str]:
         return [paths.SCORE.format(method=m, metric=k) for (m, k) in self.scores]
 
+    def cached_results(self) -> list[str]:
+        """Every result file the scores are made from, down to the prepared datasets.
+
+        Rule `all` asks for them, not only for the leaderboard: Snakemake treats a missing
+        intermediate file as fine while the files made from it are present and newer, so a
+        run file deleted by hand (or by Snakemake, when the job that reads it failed) would
+        otherwise never be rebuilt, nor the scores and leaderboard made from it. Requested,
+        it is rebuilt, and everything downstream of it with it.
+        """
+        found = set(self.score_targets())
+        for path, (dataset, set_name, key, seed) in self.runs.items():
+            found.add(path)
+            found.update(dataset_paths(dataset))
+            set_id = self.sets[set_name]
+            if set_id.kind == "rdm":
+                found.update(
+                    pattern.format(dataset=dataset, ipc=set_id.ipc, seed=seed)
+                    for pattern in (paths.RDM_SET, paths.RDM_MANIFEST, paths.RDM_PNG)
+                )
+            elif set_id.kind == "syn":
+                found.add(self.set_file(dataset, set_name, seed))
+                images = self.syn_images_input(set_id.method)
+                if images.startswith(RESULTS_ROOT):  # a reference set, not the user's file
+                    found.add(images)
+            for value in self.label_inputs(dataset, set_name, key, seed).values():
+                found.update(p for p in _as_list(value) if p.startswith(RESULTS_ROOT))
+        return sorted(found)
+
     def score_inputs(self, method: str, metric: str) -> list[str]:
         spec = self.scores[(method, metric)]
         return sorted({p for r in spec["rounds"] for p in r["terms"].values()})
@@ -563,6 +595,18 @@ class Plan:
         return {}  # hard labels, or soft labels stored in the set itself
 
 
+# the folder every result lies under; anything else a run reads is the user's own file
+RESULTS_ROOT = Path(paths.DATASET).parts[0] + "/"
+
+
+def dataset_paths(dataset: str) -> list[str]:
+    return [paths.DATASET.format(dataset=dataset), paths.DATASET_META.format(dataset=dataset)]
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def run_file(dataset: str, set_id: SetId, key: str, seed: int) -> str:
     pattern = {"real": paths.REAL_RUN, "given": paths.GIVEN_RUN}.get(set_id.kind, paths.RUN)
     return pattern.format(dataset=dataset, set=set_id.name, protocol=key, seed=seed)
@@ -575,12 +619,12 @@ def teachers_key(teachers: list[dict]) -> str:
 
 def _peek_pt(path: str) -> dict:
     if not Path(path).is_file():
-        return {}  # the syn_set job will report the missing file
-    import torch
+        return {}  # the plan's path check reports a missing file
+    from ddrank_steps.reading import load_torch
 
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
+        blob = load_torch(path, mmap=True)
+    except InputError:
         return {}  # unreadable: the syn_set job reports it with the file and field
     return blob if isinstance(blob, dict) else {"tensor": blob}
 
@@ -641,11 +685,88 @@ def check_transform_datasets(config: dict) -> None:
 
 def check_datasets(config: dict) -> None:
     """Dataset keys that the schema cannot tie to a source (image_size only for image
-    files, ImageFolder's required keys), checked before any job runs."""
-    from ddrank_steps.datasets import check_settings
+    files, ImageFolder's required keys) and, for the datasets the methods use, that their
+    files are where `root` says, checked before any job runs."""
+    from ddrank_steps.datasets import check_layout, check_settings
 
+    used = {method["dataset"] for method in config.get("methods", {}).values()}
     for name, settings in config["datasets"].items():
         check_settings(settings["source"], settings, where=f"datasets.{name}")
+        if name in used:
+            check_layout(settings, where=f"datasets.{name}")
+
+
+# a method's own LR given as a string is read from a file of one of these kinds
+LR_FILE_SUFFIXES = (".pt", ".txt")
+
+
+def check_method_files(config: dict) -> None:
+    """Every file a method names exists. A wrong path would otherwise drop the method
+    silently once a leaderboard exists (Snakemake sees no job that could use it)."""
+    where_from = f"relative paths are read from the working directory {Path.cwd()}"
+    for name, method in config["methods"].items():
+        where = f"methods.{name}"
+        images = method["images"]
+        if not images.startswith("reference:") and not Path(images).exists():
+            raise ConfigError(
+                f"{where}.images: '{images}' not found ({where_from}); give the .pt file or "
+                "the class-folder tree of the distilled set"
+            )
+        for key in ("labels", "soft_labels"):
+            path = method.get(key)
+            if path and not Path(path).is_file():
+                raise ConfigError(f"{where}.{key}: '{path}' not found ({where_from})")
+        lr = method.get("lr")
+        if isinstance(lr, str):
+            if Path(lr).suffix not in LR_FILE_SUFFIXES:
+                raise ConfigError(
+                    f"{where}.lr: '{lr}' is a string, which is read as the path of a "
+                    f"{'/'.join(LR_FILE_SUFFIXES)} file holding the LR; write a number "
+                    f"without quotes (lr: {lr.strip() or 0.01}) or name such a file"
+                )
+            if not Path(lr).is_file():
+                raise ConfigError(f"{where}.lr: '{lr}' not found ({where_from})")
+
+
+def check_models_fit(config: dict) -> None:
+    """Each protocol's model (and teachers) fits the images of every dataset a method
+    trains it on; the image size is known now, so a too-deep net is no job's failure."""
+    from ddrank_steps.datasets import image_side
+    from ddrank_steps.models import largest_fitting_model
+
+    checked = set()
+    for method in config["methods"].values():
+        dataset = method["dataset"]
+        side = image_side(config["datasets"].get(dataset, {}))
+        if side is None:
+            continue
+        for settings in method["metrics"].values():
+            name = settings["protocol"]
+            protocol = config["protocols"].get(name) or {}
+            models = [("model", protocol.get("model"), protocol.get("model_options"))]
+            for entry in protocol.get("teacher_model_names") or []:
+                if isinstance(entry, dict):
+                    entry = (entry.get("model"), entry.get("model_options"))
+                else:  # the student's own model name brings its options along
+                    same = entry == protocol.get("model")
+                    entry = (entry, protocol.get("model_options") if same else None)
+                models.append(("teacher_model_names", *entry))
+            for key, model, options in models:
+                if not model or (model, str(options), side) in checked:
+                    continue
+                checked.add((model, str(options), side))
+                fitting = largest_fitting_model(model, options, (side, side))
+                if fitting == model:
+                    continue
+                instead = (
+                    f"the largest depth that fits is {fitting}"
+                    if fitting
+                    else "no depth of it fits; choose another model or a larger image_size"
+                )
+                raise ConfigError(
+                    f"protocols.{name}.{key}: {model} does not fit the {side}x{side} images "
+                    f"of dataset {dataset} (its feature map vanishes); {instead}"
+                )
 
 
 def build_plan(config: dict, check: bool = True) -> Plan:
@@ -654,6 +775,8 @@ def build_plan(config: dict, check: bool = True) -> Plan:
     if check:  # names first: a typo in a model name is the clearest error to report
         check_names(config)
         check_datasets(config)
+        check_method_files(config)
+        check_models_fit(config)
         check_transform_datasets(config)
     for name, method in config["methods"].items():
         where = f"methods.{name}"

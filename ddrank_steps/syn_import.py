@@ -32,6 +32,7 @@ import torch
 from ddrank_steps.artifacts import DatasetMeta
 from ddrank_steps.errors import InputError
 from ddrank_steps.image_files import class_folders, list_images
+from ddrank_steps.reading import PLAIN_OBJECTS_FIX, load_torch
 from ddrank_steps.zca import ZCA, warn_if_not_whitened
 
 log = logging.getLogger("ddrank.syn_import")
@@ -167,12 +168,7 @@ def class_sorted(n: int, ipc: int, meta: DatasetMeta, source: str) -> torch.Tens
 def _load_pt(path: str, field: str):
     if not Path(path).is_file():
         raise InputError(path, field, "file not found", "check the method's path in the config")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file is the same user-facing problem
-        raise InputError(
-            path, field, f"cannot be read by torch.load ({exc})", "save it with torch.save"
-        ) from None
+    return load_torch(path, fix=f"save it again with torch.save; {PLAIN_OBJECTS_FIX}", field=field)
 
 
 def read_images(path: str, meta: DatasetMeta):

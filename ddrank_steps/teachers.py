@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from ddrank_steps import paths
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.models import build_model
+from ddrank_steps.reading import load_torch, rebuild_fix
 
 if TYPE_CHECKING:
     from ddrank_steps.artifacts import DatasetMeta
@@ -65,10 +67,10 @@ def load_teacher(
 ) -> nn.Module:
     if not Path(path).is_file():
         raise InputError(path, "teacher", "file not found", "train it, or fix teacher_dir")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(path, "teacher", f"cannot be read by torch.load ({exc})") from None
+    # a checkpoint under teacher_dir is the user's; a trained teacher is a cached result
+    trained = Path(path).parts[:1] == Path(paths.REAL_CHECKPOINT).parts[:1]
+    fix = rebuild_fix(path) if trained else "save its state_dict again"
+    blob = load_torch(path, fix=fix, field="teacher")
     state = extract_state_dict(blob, path)
     net = build_model(model, num_classes, channels, im_size, model_options)
     try:

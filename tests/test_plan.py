@@ -297,3 +297,110 @@ def test_an_lr_inside_the_methods_pt_dict_counts_as_its_own(config, tmp_path):
     torch.save({"images": torch.zeros(100, 1, 8, 8)}, path)
     spec = build_plan(config).scores[("random", "lrs_hard")]["protocols"]
     assert spec["syn-any"]["lr_source"] == "grid"
+
+
+def test_rule_all_asks_for_every_cached_result_down_to_the_dataset(config):
+    # a missing intermediate would otherwise never be rebuilt while the leaderboard exists
+    plan = build_plan(config)
+    cached = set(plan.cached_results())
+    assert set(plan.score_targets()) <= cached
+    assert set(plan.runs) <= cached
+    assert {"results/datasets/digits/data.pt", "results/datasets/digits/meta.json"} <= cached
+    assert "results/sets/digits/rdm/ipc10/seed2.pt" in cached
+    assert "results/sets/digits/rdm/ipc10/seed2_png" in cached
+    assert "results/sets/digits/syn/kmeans.pt" in cached
+    assert "results/sets/digits/reference/ipc10/kmeans.pt" in cached
+    assert any(p.startswith("results/runs/digits/real/") and p.endswith(".pt") for p in cached)
+    assert all(p.startswith("results/") for p in cached)
+
+
+# --- what the plan checks before any job runs -----------------------------------------------
+
+
+def a_method(config, **changes) -> dict:
+    method = {**copy.deepcopy(config["methods"]["kmeans"]), **changes}
+    config["methods"]["mine"] = method
+    return config
+
+
+@pytest.mark.parametrize("key", ["images", "labels", "soft_labels"])
+def test_a_method_file_that_does_not_exist_is_a_config_error(config, tmp_path, monkeypatch, key):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "set.pt").touch()
+    config = a_method(config, images="set.pt")
+    config["methods"]["mine"][key] = "distiled/set.pt"  # a typo
+    with pytest.raises(ConfigError, match=rf"methods\.mine\.{key}: 'distiled/set.pt' not found"):
+        build_plan(config)
+
+
+def test_a_misspelt_image_folder_is_a_config_error(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "distilled" / "my_set").mkdir(parents=True)
+    build_plan(a_method(copy.deepcopy(config), images="distilled/my_set"))  # the right path
+    with pytest.raises(ConfigError, match=r"methods\.mine\.images: 'distilled/myset'.*working"):
+        build_plan(a_method(config, images="distilled/myset"))
+
+
+def test_a_quoted_number_lr_is_refused_and_an_lr_file_must_exist(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "set.pt").touch()
+    with pytest.raises(ConfigError, match=r"methods\.mine\.lr: '0\.01' is a string.*lr: 0\.01\)"):
+        build_plan(a_method(copy.deepcopy(config), images="set.pt", lr="0.01"))
+    with pytest.raises(ConfigError, match=r"methods\.mine\.lr: 'lr.txt' not found"):
+        build_plan(a_method(copy.deepcopy(config), images="set.pt", lr="lr.txt"))
+    (tmp_path / "lr.txt").write_text("0.01\n")
+    build_plan(a_method(config, images="set.pt", lr="lr.txt"))
+
+
+def test_a_model_too_deep_for_the_images_names_the_protocol_and_the_depth_that_fits(config):
+    config["protocols"]["digits-dsa"]["model"] = "ConvNet-4"  # 8x8 digits: 3 poolings at most
+    with pytest.raises(ConfigError) as info:
+        build_plan(config)
+    message = str(info.value)
+    assert message.startswith("protocols.digits-dsa.model: ConvNet-4 does not fit the 8x8")
+    assert "dataset digits" in message and "largest depth that fits is ConvNet-3" in message
+    config["protocols"]["digits-dsa"]["model"] = "ConvNet-33"  # no nonsense minimum size
+    with pytest.raises(ConfigError, match=r"largest depth that fits is ConvNet-3$"):
+        build_plan(config)
+
+
+def test_a_model_with_no_depth_that_fits_says_so(config):
+    config["protocols"]["digits-kd"].update(model="ResNet-18", model_options={})
+    with pytest.raises(ConfigError, match=r"protocols\.digits-kd\.model: ResNet-18.*no depth"):
+        build_plan(config)
+
+
+def cifar_config(config, root) -> dict:
+    config["datasets"]["cifar"] = {"source": "CIFAR10", "root": str(root)}
+    config["methods"]["kmeans"]["dataset"] = "cifar"
+    validate(config, SCHEMA)
+    return config
+
+
+def test_a_dataset_root_that_does_not_exist_is_named_at_plan_time(config, tmp_path):
+    config = cifar_config(config, tmp_path / "data" / "cifar10")
+    with pytest.raises(ConfigError) as info:
+        build_plan(config)
+    message = str(info.value)
+    assert message.startswith("datasets.cifar: ")
+    assert f"{tmp_path}/data/cifar10: field 'root': folder not found" in message
+    assert "set datasets.cifar.root" in message and "<name>" not in message
+
+
+def test_a_dataset_root_without_its_files_names_the_first_missing_one(config, tmp_path):
+    root = tmp_path / "cifar10"
+    (root / "cifar-10-batches-py").mkdir(parents=True)
+    (root / "cifar-10-batches-py" / "data_batch_1").touch()
+    config = cifar_config(config, root)
+    with pytest.raises(ConfigError, match=r"datasets\.cifar: .*data_batch_2: field 'file': not"):
+        build_plan(config)
+
+
+def test_an_unused_dataset_and_a_download_are_not_checked(config, tmp_path):
+    config["datasets"]["cifar"] = {"source": "CIFAR10", "root": str(tmp_path / "nowhere")}
+    validate(config, SCHEMA)
+    build_plan(config)  # no method uses it: its files are not needed
+    config["methods"]["kmeans"]["dataset"] = "cifar"
+    config["datasets"]["cifar"]["download"] = True  # the prepare job fetches them
+    config["protocols"]["digits-dsa"]["model"] = "ConvNet-3"
+    build_plan(config)

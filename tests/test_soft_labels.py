@@ -364,7 +364,11 @@ def test_terms_shared_between_metrics_are_one_run(config):
         assert r_acc["terms"]["syn-any"] == r_soft["terms"]["syn-any"]
 
 
-def test_mode_s_plans_soft_label_stages_unless_the_method_gives_its_own(config):
+def test_mode_s_plans_soft_label_stages_unless_the_method_gives_its_own(
+    config, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the plan checks that the method's files exist
+    (tmp_path / "kmeans_soft.pt").touch()
     config["protocols"]["digits-kd"]["soft_label_mode"] = "S"
     config["methods"]["kmeans"]["soft_labels"] = "kmeans_soft.pt"
     plan = build_plan(config)
@@ -457,6 +461,10 @@ def test_soft_labels_stage_writes_teacher_logits(tmp_path):
 def test_reference_soft_label_demos_validate_and_dry_run(tmp_path):
     config = yaml.safe_load((REPO / "config" / "reference-imagenet-soft.yaml").read_text())
     config["teacher_dir"] = str(tmp_path / "teacher_models")
+    root = tmp_path / "ImageNet1K"  # the plan checks the tree's layout (no image is read)
+    for split in ("train", "val"):
+        (root / split / "n01440764").mkdir(parents=True)
+    config["datasets"]["ImageNet1K"]["root"] = str(root)
     images = tmp_path / "images.pt"
     torch.save(torch.zeros(1), images)  # a dry-run plans jobs; it reads no set
     config["methods"]["my_method"]["images"] = str(images)

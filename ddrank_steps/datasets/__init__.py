@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ddrank_steps.errors import ConfigError
+from ddrank_steps.errors import ConfigError, InputError
 
 
 @dataclass
@@ -54,6 +54,11 @@ class Source:
     files: bool = False  # yields FileSplits (decoded at prepare time, streamable)
     options: frozenset[str] = frozenset()  # optional dataset keys only this source reads
     requires: frozenset[str] = frozenset()  # keys it cannot do without
+    # the side of its images: fixed for pixel formats, the default of image_size for files
+    size: int | None = None
+    # checks, before any job runs, that the files are where the settings say (cheap: no
+    # image is read); None for a dataset that ships with a package
+    check_layout: Callable[[dict], None] | None = None
 
 
 SOURCES: dict[str, Source] = {}
@@ -69,8 +74,12 @@ def register_source(
     files: bool = False,
     options: tuple[str, ...] = (),
     requires: tuple[str, ...] = (),
+    size: int | None = None,
+    check_layout: Callable[[dict], None] | None = None,
 ) -> None:
-    SOURCES[name] = Source(loader, files, frozenset(options), frozenset(requires))
+    SOURCES[name] = Source(
+        loader, files, frozenset(options), frozenset(requires), size, check_layout
+    )
 
 
 def check_settings(name: str, settings: dict, where: str = "datasets.<name>") -> Source:
@@ -88,6 +97,26 @@ def check_settings(name: str, settings: dict, where: str = "datasets.<name>") ->
         if settings.get(key) is None:
             raise ConfigError(f"{where}.{key} is required for source {name}")
     return source
+
+
+def image_side(settings: dict) -> int | None:
+    """The side of a dataset's (square) images as training sees them: image_size or the
+    source's own (None when neither is known)."""
+    source = SOURCES.get(settings.get("source"))
+    return settings.get("image_size") or (source.size if source else None)
+
+
+def check_layout(settings: dict, where: str) -> None:
+    """The source's files are where the settings say, before any job runs; the error names
+    the dataset (`where`, e.g. datasets.cifar10) instead of the loaders' placeholder."""
+    source = check_settings(settings["source"], settings, where)
+    if source.check_layout is None:
+        return
+    try:
+        source.check_layout(settings)
+    except (ConfigError, InputError) as exc:
+        text = str(exc).replace("datasets.<name>", where)
+        raise ConfigError(f"{where}: {text}") from None
 
 
 def load_source(name: str, settings: dict) -> RawDataset:
@@ -111,22 +140,46 @@ def prepare_settings(settings: dict) -> dict:
 def _register_builtin() -> None:
     from ddrank_steps.datasets import cifar, digits, folder, imagenet, mnist, svhn, tinyimagenet
 
-    register_source("digits", digits.load)
-    register_source("CIFAR10", cifar.load_cifar10)
-    register_source("CIFAR100", cifar.load_cifar100)
-    register_source("MNIST", mnist.load_mnist)
-    register_source("FashionMNIST", mnist.load_fashion_mnist)
-    register_source("SVHN", svhn.load)
-    register_source("TinyImageNet", tinyimagenet.load, files=True, options=("image_size",))
+    register_source("digits", digits.load, size=8)
+    register_source("CIFAR10", cifar.load_cifar10, size=32, check_layout=cifar.check_cifar10)
+    register_source("CIFAR100", cifar.load_cifar100, size=32, check_layout=cifar.check_cifar100)
+    register_source("MNIST", mnist.load_mnist, size=28, check_layout=mnist.check_mnist)
+    register_source(
+        "FashionMNIST", mnist.load_fashion_mnist, size=28, check_layout=mnist.check_fashion_mnist
+    )
+    register_source("SVHN", svhn.load, size=32, check_layout=svhn.check_layout)
+    register_source(
+        "TinyImageNet",
+        tinyimagenet.load,
+        files=True,
+        options=("image_size",),
+        size=tinyimagenet.DEFAULT_SIZE,
+        check_layout=tinyimagenet.check_layout,
+    )
     for subset in imagenet.SUBSETS:
-        register_source(subset, imagenet.subset_loader(subset), files=True, options=("image_size",))
-    register_source("ImageNet1K", imagenet.load_imagenet1k, files=True, options=("image_size",))
+        register_source(
+            subset,
+            imagenet.subset_loader(subset),
+            files=True,
+            options=("image_size",),
+            size=imagenet.SUBSET_SIZE,
+            check_layout=imagenet.subset_checker(subset),
+        )
+    register_source(
+        "ImageNet1K",
+        imagenet.load_imagenet1k,
+        files=True,
+        options=("image_size",),
+        size=imagenet.FULL_SIZE,
+        check_layout=imagenet.subset_checker("ImageNet1K"),
+    )
     register_source(
         "ImageFolder",
         folder.load,
         files=True,
         options=("image_size", "classes"),
         requires=("root", "image_size"),
+        check_layout=folder.check_layout,
     )
 
 

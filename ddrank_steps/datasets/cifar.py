@@ -267,3 +267,28 @@ def load_cifar10(settings: dict) -> RawDataset:
 
 def load_cifar100(settings: dict) -> RawDataset:
     return load_format(settings, CIFAR100_FORMAT)
+
+
+def check_layout(settings: dict, fmt: _Format) -> None:
+    """At plan time: root and every batch file are there (download: true fetches them in
+    the prepare_dataset job instead)."""
+    if settings.get("download"):
+        return
+    if settings.get("root") is None:
+        raise ConfigError(f"root is not set for source {fmt.source}; {_fix_hint(fmt)}")
+    root = Path(settings["root"]).expanduser()
+    if not root.is_dir():
+        raise InputError(root, "root", f"folder not found; {fmt.layout(root)}", _fix_hint(fmt))
+    folder = find_folder(root, fmt)
+    for name in fmt.files:
+        if not (folder / name).is_file():
+            where = fmt.layout(folder.parent)
+            raise InputError(folder / name, "file", f"not found; {where}", _fix_hint(fmt))
+
+
+def check_cifar10(settings: dict) -> None:
+    check_layout(settings, CIFAR10_FORMAT)
+
+
+def check_cifar100(settings: dict) -> None:
+    check_layout(settings, CIFAR100_FORMAT)

@@ -97,3 +97,16 @@ def load(settings: dict) -> RawDataset:
             "image_size": size,
         },
     )
+
+
+def check_layout(settings: dict) -> None:
+    """At plan time: root, train/ with its class folders, and test/ (or val/)."""
+    root = Path(settings["root"]).expanduser()
+    if not root.is_dir():
+        raise InputError(root, "root", f"folder not found; {layout(root)}", FIX)
+    train_dir = root / "train"
+    if not train_dir.is_dir():
+        raise InputError(train_dir, "folder", f"not found; {layout(root)}", FIX)
+    _classes(settings, train_dir, root)
+    if not any((root / n).is_dir() for n in TEST_FOLDERS):
+        raise InputError(root / "test", "folder", f"not found (nor val/); {layout(root)}", FIX)

@@ -237,3 +237,22 @@ def load_imagenet1k(settings: dict) -> RawDataset:
         std=list(IMAGENET_STD),
         notes={"folder": str(root), "format": "ImageNet class-folder tree", "image_size": size},
     )
+
+
+def check_layout(settings: dict, source: str) -> None:
+    """At plan time: root with its train/ and val/ folders (unless download: true, which
+    fetches an ImageNette/ImageWoof archive in the prepare_dataset job)."""
+    if settings.get("download") and source in DOWNLOADS:
+        return
+    root = _root(settings, source)  # a missing root or a refused download raise here
+    where, fix = layout(root, source), _fix(source)
+    for folder in ("train", "val"):
+        if not (root / folder).is_dir():
+            raise InputError(root / folder, "folder", f"not found; {where}", fix)
+
+
+def subset_checker(source: str):
+    def check(settings: dict) -> None:
+        check_layout(settings, source)
+
+    return check

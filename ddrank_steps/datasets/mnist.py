@@ -224,3 +224,25 @@ def load_mnist(settings: dict) -> RawDataset:
 
 def load_fashion_mnist(settings: dict) -> RawDataset:
     return load_format(settings, FASHION_FORMAT)
+
+
+def check_layout(settings: dict, fmt: _Format) -> None:
+    """At plan time: root and the four idx files are there (unless download: true)."""
+    if settings.get("download"):
+        return
+    if settings.get("root") is None:
+        raise ConfigError(f"root is not set for source {fmt.source}; {_fix(fmt)}")
+    root = Path(settings["root"]).expanduser()
+    if not root.is_dir():
+        raise InputError(root, "root", f"folder not found; {layout(root, fmt)}", _fix(fmt))
+    folder = find_folder(root, fmt)
+    for name in FILES.values():
+        _locate(folder, name, root, fmt)
+
+
+def check_mnist(settings: dict) -> None:
+    check_layout(settings, MNIST_FORMAT)
+
+
+def check_fashion_mnist(settings: dict) -> None:
+    check_layout(settings, FASHION_FORMAT)

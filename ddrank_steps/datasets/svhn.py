@@ -100,3 +100,17 @@ def load(settings: dict) -> RawDataset:
         std=list(STD),
         notes={"folder": str(root), "format": "SVHN cropped-digits .mat files"},
     )
+
+
+def check_layout(settings: dict) -> None:
+    """At plan time: root and both .mat files are there (unless download: true)."""
+    if settings.get("download"):
+        return
+    if settings.get("root") is None:
+        raise ConfigError(f"root is not set for source SVHN; {FIX}")
+    root = Path(settings["root"]).expanduser()
+    if not root.is_dir():
+        raise InputError(root, "root", f"folder not found; {layout(root)}", FIX)
+    for name in FILES.values():
+        if not (root / name).is_file():
+            raise InputError(root / name, "file", f"not found; {layout(root)}", FIX)

@@ -166,3 +166,19 @@ def load(settings: dict) -> RawDataset:
         std=list(IMAGENET_STD),
         notes={"folder": str(root), "format": "tiny-imagenet-200", "image_size": size},
     )
+
+
+def check_layout(settings: dict) -> None:
+    """At plan time: root, wnids.txt and train/ are there (unless download: true)."""
+    if settings.get("download"):
+        return
+    if settings.get("root") is None:
+        raise ConfigError(f"datasets.<name>.root is not set for source TinyImageNet; {FIX}")
+    root = Path(settings["root"]).expanduser()
+    if not root.is_dir():
+        raise InputError(root, "root", f"folder not found; {layout(root)}", FIX)
+    root = find_root(root, "wnids.txt", (FOLDER,))
+    read_wnids(root)
+    for folder in ("train", "val"):
+        if not (root / folder).is_dir():
+            raise InputError(root / folder, "folder", f"not found; {layout(root)}", FIX)

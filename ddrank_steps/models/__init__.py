@@ -293,6 +293,40 @@ def use_torchvision_options(name: str, use_torchvision: bool) -> dict:
     return options
 
 
+def largest_fitting_model(
+    name: str, options: dict | None, im_size: tuple[int, int], channels: int = 3
+) -> str | None:
+    """`name` if the model builds for images of `im_size`, else the same model at the
+    largest depth that does (None when no depth does, or the family has no depth).
+    Built on the meta device: no memory, no weights."""
+    import torch
+
+    # the architecture only: pretrained weights change no size, and are not read here
+    options = {k: v for k, v in (options or {}).items() if k != "pretrained"}
+
+    def fits(candidate: str) -> bool:
+        try:
+            with torch.device("meta"):
+                build_model(candidate, 10, channels, im_size, options)
+        except ConfigError:
+            return False
+        return True
+
+    if fits(name):
+        return name
+    spec = parse_model_name(name)
+    family = _family(spec.family)
+    if spec.depth is None or name.startswith(TORCHVISION_PREFIX):
+        return None
+    depths = family.depths if family.depths is not None else range(1, spec.depth)
+    parts = name.split("-")
+    for depth in sorted((d for d in depths if d < spec.depth), reverse=True):
+        candidate = "-".join([parts[0], str(depth), *parts[2:]])
+        if fits(candidate):
+            return candidate
+    return None
+
+
 def build_model(
     name: str,
     num_classes: int,

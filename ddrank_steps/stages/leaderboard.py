@@ -18,7 +18,8 @@ import logging
 import pandas as pd
 
 from ddrank_steps import cli, metric_registry
-from ddrank_steps.io import atomic_path, read_json, write_text
+from ddrank_steps.io import atomic_path, write_text
+from ddrank_steps.reading import read_cached_json
 
 log = logging.getLogger("ddrank.leaderboard")
 UNITS = "LRS and ARS in [0, 100]; accuracies and their differences as fractions."
@@ -27,7 +28,7 @@ UNITS = "LRS and ARS in [0, 100]; accuracies and their differences as fractions.
 def rows(score_files: list[str]) -> pd.DataFrame:
     by_method: dict[str, dict] = {}
     for path in score_files:
-        s = read_json(path)
+        s = read_cached_json(path)
         row = by_method.setdefault(
             s["method"], {"method": s["method"], "dataset": s["dataset"], "ipc": s["ipc"]}
         )
@@ -52,6 +53,8 @@ def rows(score_files: list[str]) -> pd.DataFrame:
         for setting in entry.settings:
             row[f"{metric}_{setting}"] = s["settings"][setting]
         row[f"{metric}_select"] = s["protocols"][syn_term]["select"]
+        # terms whose every LR diverged: their accuracy is a broken net's (empty: none)
+        row[f"{metric}_diverged"] = ";".join(summary.get("diverged_terms", []))
         row[f"{metric}_rounds"] = len(s["rounds"])
         row[f"{metric}_seeds"] = ";".join(str(x) for x in s["seeds"])
     table = pd.DataFrame(list(by_method.values()))

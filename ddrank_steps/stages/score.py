@@ -15,22 +15,39 @@ import logging
 
 from ddrank_steps import cli, formulas, metric_registry
 from ddrank_steps.errors import InputError
-from ddrank_steps.io import read_json, write_json
+from ddrank_steps.io import write_json
 from ddrank_steps.metric_registry import Metric
+from ddrank_steps.reading import read_cached_json, rebuild_fix
 from ddrank_steps.versions import software_versions
 
 log = logging.getLogger("ddrank.score")
 
 
 def read_term(path: str) -> dict:
-    run = read_json(path)
+    run = read_cached_json(path)
     selected = run.get("selected")
     if not selected or "acc" not in selected:
-        raise InputError(path, "selected.acc", "missing", "delete the file and rerun its job")
+        raise InputError(path, "selected.acc", "missing", rebuild_fix(path))
     term = {"acc": selected["acc"], "lr": selected["lr"], "epoch": selected["epoch"], "run": path}
+    term["diverged"] = every_lr_diverged(run)
     if run.get("given"):  # a known accuracy (eval_full_data: false), not a training
         term["given"] = run["given"]["source"]
     return term
+
+
+def every_lr_diverged(run: dict) -> bool:
+    """Whether every LR of the run diverged (its accuracy is then a broken net's). Read from
+    the curves, where a non-finite train loss is null, so run files written before the
+    flag existed are judged too."""
+    lrs = run.get("runs") or []
+    return bool(lrs) and all(
+        any(point.get("train_loss") is None for point in lr_run.get("curve", [])) for lr_run in lrs
+    )
+
+
+def diverged_terms(rounds: list[dict]) -> list[str]:
+    """The terms whose every LR diverged in at least one round."""
+    return sorted({name for r in rounds for name, t in r["terms"].items() if t["diverged"]})
 
 
 def score_rounds(spec: dict, metric: Metric) -> list[dict]:
@@ -52,6 +69,8 @@ def summarise(rounds: list[dict], metric: Metric) -> dict:
         name: formulas.mean_std([r["terms"][name]["acc"] for r in rounds])
         for name in rounds[0]["terms"]
     }
+    # the score is still computed, but a reader must see that a term is a broken net's
+    summary["diverged_terms"] = diverged_terms(rounds)
     return summary
 
 
@@ -73,7 +92,7 @@ def main(args: argparse.Namespace) -> None:
     out.update(
         {
             # the normalisation the method's images were read in, as the runs recorded it
-            "data": read_json(first_run).get("data"),
+            "data": read_cached_json(first_run).get("data"),
             "protocols": spec["protocols"],
             "seeds": [r["seed"] for r in spec["rounds"]],
             **result,
@@ -85,6 +104,14 @@ def main(args: argparse.Namespace) -> None:
         }
     )
     write_json(args.out, out)
+    for name in result["summary"]["diverged_terms"]:
+        log.warning(
+            "%s %s: every LR of term %s diverged in some round (see its run files); the "
+            "score uses that broken net's accuracy",
+            spec["method"],
+            spec["metric"],
+            name,
+        )
     headline = metric_registry.get(spec["metric"]).headline
     stats = result["summary"][headline]
     log.info(

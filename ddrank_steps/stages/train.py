@@ -187,6 +187,9 @@ def run_record(
         "protocol_key": args.protocol_key,
         "select": protocol["select"],
         "runs": [r.to_dict() for r in results],
+        # a diverged LR scores at chance; when every LR diverged the term is not the set's
+        "diverged_lrs": [r.lr for r in results if r.diverged_at is not None],
+        "all_diverged": all(r.diverged_at is not None for r in results),
         "selected": {
             "lr": chosen.lr,
             "acc": chosen.acc,

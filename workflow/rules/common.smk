@@ -11,7 +11,7 @@ REPO = str(Path(workflow.basedir).parent)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from ddrank_steps import metric_registry, paths
+from ddrank_steps import metric_registry, paths, run_lock
 from ddrank_steps.code_inputs import (
     leaderboard_sources,
     score_sources,
@@ -19,9 +19,11 @@ from ddrank_steps.code_inputs import (
     stage_sources,
     train_sources,
 )
+from ddrank_steps.config_schema import schema_problem
 from ddrank_steps.datasets import prepare_settings
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.image_files import list_images
+from ddrank_steps.io import unwritable_reason
 from ddrank_steps.plan import REFERENCE_SET_KINDS, build_plan, canonical_json
 
 # One interpreter for every job: the one running Snakemake (the venv or conda env that
@@ -36,7 +38,32 @@ shell.prefix(
     f"export {_PATH}PYTHONPATH={shlex.quote(REPO)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
-validate(config, "../schemas/config.schema.yaml")
+# A lock here means another run is active, or one was killed: say which, before
+# Snakemake's own message (the same in both cases) asks for --unlock.
+if workflow.is_main_process and (_lock := run_lock.lock_report()):
+    logger.warning(_lock)
+
+RESULTS = Path(paths.LEADERBOARD).parent
+
+
+def check_results_writable():
+    """Every job writes under results/: a read-only one is one clear error before any job
+    starts, not a failure in each (called by onstart, so a dry-run is not stopped)."""
+    if why := unwritable_reason(RESULTS):
+        raise WorkflowError(
+            f"{RESULTS}/ is not writable ({why}); every result is written there. Make it "
+            f"writable (chmod -R u+w {RESULTS}, or chattr -R -i {RESULTS} if it was made "
+            "immutable), or run from a working directory you can write (--directory)."
+        )
+
+
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+# one line first (file, key path, problem, closest key), then the detail; Snakemake's
+# validate would print the whole schema with the key path last
+_schema_problem = schema_problem(config, SCHEMA, [str(f) for f in workflow.configfiles])
+if _schema_problem:
+    raise WorkflowError(_schema_problem)
+validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
 try:
     PLAN = build_plan(config)
 except ConfigError as exc:

@@ -1,0 +1,100 @@
+"""One reader for result files: a damaged one is an error naming it and the fix."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
+from ddrank_steps.errors import InputError
+from ddrank_steps.reading import load_torch, read_cached_json
+
+
+class NotPlainData:
+    """A pickled object: weights_only=True refuses it (it could run code on load)."""
+
+
+def truncated(path: Path, keep: float = 0.5) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def test_truncated_json_names_the_file_and_the_rebuild(tmp_path):
+    path = tmp_path / "results" / "run.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"selected": {"acc": 0.5}})[:10])
+    with pytest.raises(InputError) as info:
+        read_cached_json(path)
+    message = str(info.value)
+    assert str(path) in message and "JSONDecodeError" in message
+    assert f"snakemake --forcerun {path}" in message
+
+
+def test_empty_and_truncated_torch_files_name_the_file(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    cut = tmp_path / "cut.pt"
+    torch.save({"images": torch.zeros(50, 1, 8, 8)}, cut)
+    truncated(cut)
+    for path in (empty, cut):
+        for mmap in (False, True):
+            with pytest.raises(InputError, match=rf"{path}.*damaged.*forcerun {path}"):
+                load_torch(path, mmap=mmap)
+    with pytest.raises(InputError, match=rf"{cut}.*damaged"):
+        load_set(cut)
+
+
+def test_a_cached_dataset_and_meta_that_are_damaged_name_themselves(tmp_path):
+    data, meta = tmp_path / "data.pt", tmp_path / "meta.json"
+    torch.save({"test": {"images": torch.zeros(4, 1, 2, 2), "labels": torch.zeros(4)}}, data)
+    truncated(data)
+    meta.write_text('{"name": "x", "num_cl')
+    with pytest.raises(InputError, match=rf"{meta}: field 'file': is damaged"):
+        DatasetMeta.load(meta)
+    good = DatasetMeta("x", 2, 1, 2, 2, [0.0], [1.0], 255.0, ["a", "b"])
+    with pytest.raises(InputError, match=rf"{data}: field 'file': cannot be read"):
+        load_split(data, "test", good)
+
+
+def test_objects_that_could_run_code_are_refused_with_our_advice(tmp_path):
+    path = tmp_path / "set.pt"
+    torch.save({"images": torch.zeros(2), "extra": NotPlainData()}, path)
+    with pytest.raises(InputError) as info:
+        load_torch(path)
+    message = str(info.value)
+    assert str(path) in message and "NotPlainData" in message
+    assert "weights_only=False" not in message  # PyTorch's advice would let it run code
+    assert "save plain tensors" in message
+
+
+def test_the_score_stage_reports_a_damaged_run_in_one_line(tmp_path):
+    run = tmp_path / "seed0.json"
+    run.write_text('{"selected": {"acc": 0.')
+    spec = {
+        "method": "m",
+        "metric": "accuracy",
+        "dataset": "d",
+        "ipc": 1,
+        "settings": {},
+        "protocol_name": "p",
+        "protocols": {},
+        "rounds": [{"seed": 0, "terms": {"syn-any": str(run)}}],
+    }
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "ddrank_steps.stages.score"),
+            *("--spec", json.dumps(spec), "--out", str(tmp_path / "score.json")),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"{run}: field 'file': is damaged" in proc.stderr
+    assert f"snakemake --forcerun {run}" in proc.stderr
