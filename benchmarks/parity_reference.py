@@ -374,9 +374,9 @@ def reference_lrs(
 
     metric._compute_hard_label_metrics_helper = recording_helper
 
-    # Workaround (ddranking-behaviour.md §1.1, fatal bug): compute_metrics appends each
-    # round's LRS to lrs_list twice, so save_results' DataFrame gets columns of unequal
-    # length and raises before anything is returned. The patched save_results checks that
+    # Workaround (a fatal bug of ddranking 0.2.0's metrics/hard_label.py): compute_metrics
+    # appends each round's LRS to lrs_list twice, so save_results' DataFrame gets columns
+    # of unequal length and raises before anything is returned. The patched save_results checks that
     # the list is exactly each value twice, keeps one of each, and saves as the original
     # does. The mean and std it then returns are those of the duplicated list, which equal
     # those of the true one; nothing else is touched.
