@@ -136,7 +136,12 @@ def test_score_file_records_every_term_seed_lr_protocol_and_versions(done_run):
         )
     assert score["protocols"]["syn-any"]["epochs"] == 4
     assert score["protocols"]["real-hard"]["lr"] == 0.05
-    assert score["settings"] == {"protocol": "digits-dsa", "weight": 0.5, "lr_rule": "reference"}
+    assert score["settings"] == {
+        "protocol": "digits-dsa",
+        "weight": 0.5,
+        "lr_rule": "reference",
+        "eval_full_data": True,
+    }
     assert "torch" in score["versions"]
 
 

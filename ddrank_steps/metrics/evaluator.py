@@ -307,11 +307,15 @@ def _print_terms(score: dict) -> None:
         )
         print(f"  round {r['round']} seed {r['seed']}: {terms}")
     for quantity, stats in score["summary"].items():
-        if quantity == "terms":
+        if not isinstance(stats, dict) or "mean" not in stats:  # terms, diverged_terms
             continue
         se = stats.get("se")
         tail = f" (se {se:.4f})" if se is not None else ""
         print(f"  {quantity}: {stats['mean']:.4f} ± {stats['std']:.4f}{tail}")
+    for name in score["summary"].get("diverged_terms", []):
+        print(
+            f"ddrank: warning: every LR of term {name} diverged in some round (see its run files)"
+        )
 
 
 def _write_rounds(path: Path, table: dict[str, list]) -> None:
