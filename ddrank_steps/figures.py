@@ -21,7 +21,7 @@ from ddrank_steps.io import atomic_path
 matplotlib.rcParams.update(
     {
         "svg.hashsalt": "ddrank",
-        "svg.fonttype": "path",  # text as paths: the SVG looks the same without the font
+        "svg.fonttype": "none",  # text as text: small SVGs, searchable; a sans-serif is enough
         "font.size": 9,
         "axes.spines.top": False,
         "axes.spines.right": False,

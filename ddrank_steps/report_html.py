@@ -29,12 +29,13 @@ td,th{padding:3px 8px;text-align:right;border-bottom:1px solid #eee;white-space:
 th{background:#f4f4f4}td.text,th.text{text-align:left}
 .tie{color:#a15c00}.missing{color:#b00020}.muted{color:#666;font-size:.9em}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
+figure.half{max-width:48%}.wide{overflow-x:auto}
 figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.8em;color:#555}details{margin:.6em 0}summary{cursor:pointer}
 """
 
 
-def figure_html(stem: str, caption: str, base: Path) -> str:
+def figure_html(stem: str, caption: str, base: Path, css: str = "") -> str:
     """The figure's SVG in the page (a data URI, so ids of separate SVGs never clash),
     with links to its PDF and PNG beside the report; a note when it was not drawn."""
     files = paths.figure_files(stem)
@@ -47,7 +48,8 @@ def figure_html(stem: str, caption: str, base: Path) -> str:
         for fmt in ("pdf", "png")
     )
     return (
-        f"<figure><img alt='{html.escape(caption)}' src='data:image/svg+xml;base64,{data}'>"
+        f"<figure class='{css}'><img alt='{html.escape(caption)}'"
+        f" src='data:image/svg+xml;base64,{data}'>"
         f"<figcaption>{html.escape(caption)} ({links})</figcaption></figure>"
     )
 
@@ -111,7 +113,7 @@ def group_table(group: Group, table: pd.DataFrame) -> str:
     head += [f"{q.upper() if len(q) <= 3 else q} (mean ± std)" for q in quantities]
     head += ["vs next rank: Δ [95 % CI], paired t-test", *terms, "syn LR", *extras, "notes"]
     text_cols = {"method", "tied with", "notes"}
-    out = ["<table><tr>"]
+    out = ["<div class='wide'><table><tr>"]
     out += [f"<th class='{'text' if h in text_cols else ''}'>{html.escape(h)}</th>" for h in head]
     out.append("</tr>")
     for _, row in rows.iterrows():
@@ -132,7 +134,7 @@ def group_table(group: Group, table: pd.DataFrame) -> str:
         notes = "; ".join(n for n in notes.split("; ") if n.startswith(f"{metric}:"))
         cells.append(f"<td class='text missing'>{html.escape(notes)}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return "".join(out)
 
 
@@ -153,6 +155,7 @@ def group_section(group: Group, scores: list[Score], table: pd.DataFrame, base: 
             paths.TERMS_FIGURE.format(method=s.method, metric=s.metric),
             f"{s.method}: terms of {s.metric}",
             base,
+            "half",
         )
         for s in scores
     )
@@ -163,7 +166,8 @@ def group_section(group: Group, scores: list[Score], table: pd.DataFrame, base: 
             curves = "<p class='missing'>the score file lists no run files</p>"
         else:
             curves = "".join(
-                figure_html(paths.run_figure_of(run), _run_caption(run), base) for run in runs
+                figure_html(paths.run_figure_of(run), _run_caption(run), base, "half")
+                for run in runs
             )
         parts.append(
             f"<details><summary>Training runs of {html.escape(s.method)} ({len(runs)}): test "
