@@ -2,8 +2,9 @@
 no network: every figure is an SVG inside the page) that opens offline.
 
 Per leaderboard group: the table (ranks, ties, the paired comparison with the next rank,
-scores and terms), the group's score figure, each method's term figure and the LR curves
-of the runs its score read; then every method's set beside a random subset. Whatever is
+scores and terms), the group's score figure and each method's term figure; then the LR
+curves of every run the scores read, once each, by set; then every method's set beside a
+random subset. Whatever is
 missing (a field of an older score file, a figure not drawn) is said where it would be.
 """
 
@@ -160,19 +161,54 @@ def group_section(group: Group, scores: list[Score], table: pd.DataFrame, base: 
         for s in scores
     )
     parts.append(f"<details open><summary>Terms of each method</summary>{terms}</details>")
+    sets = sorted({_run_set(run) for s in scores for run in _runs_of(s)})
+    if sets:
+        links = ", ".join(f"<a href='#runs-{html.escape(k)}'>{html.escape(k)}</a>" for k in sets)
+        parts.append(f"<p class='muted'>LR curves of the runs these scores read: {links}</p>")
+    else:
+        parts.append("<p class='missing'>the score files list no run files</p>")
+    return "".join(parts)
+
+
+def _run_set(run: str) -> str:
+    f = paths.run_fields(run)
+    return f"{f['dataset']}-{f['set']}"
+
+
+def _runs_of(score: Score) -> list[str]:
+    """The score's run files that are where the workflow writes runs (an older or moved
+    result may list others: their curves cannot be found)."""
+    runs = []
+    for run in score.run_files():
+        try:
+            paths.run_fields(run)
+        except ValueError:
+            continue
+        runs.append(run)
+    return runs
+
+
+def runs_section(scores: list[Score], base: Path) -> str:
+    """Every run any score read, once, grouped by dataset and set (shared rdm and real
+    runs appear once, not once per method)."""
+    by_set: dict[str, list[str]] = {}
     for s in scores:
-        runs = s.run_files()
-        if not runs:
-            curves = "<p class='missing'>the score file lists no run files</p>"
-        else:
-            curves = "".join(
-                figure_html(paths.run_figure_of(run), _run_caption(run), base, "half")
-                for run in runs
-            )
+        for run in _runs_of(s):
+            runs = by_set.setdefault(_run_set(run), [])
+            if run not in runs:
+                runs.append(run)
+    parts = [
+        "<h2 id='runs'>Training runs</h2><p class='muted'>Test accuracy per epoch for each LR "
+        "of a run's grid; the star is the selected point, the accuracy the scores use.</p>"
+    ]
+    for key in sorted(by_set):
+        runs = sorted(by_set[key], key=lambda r: (paths.run_fields(r)["protocol"], r))
+        curves = "".join(
+            figure_html(paths.run_figure_of(run), _run_caption(run), base, "half") for run in runs
+        )
         parts.append(
-            f"<details><summary>Training runs of {html.escape(s.method)} ({len(runs)}): test "
-            f"accuracy per epoch for each LR, the selected point starred</summary>{curves}"
-            "</details>"
+            f"<details id='runs-{html.escape(key)}'><summary>{html.escape(key)} "
+            f"({len(runs)} run(s))</summary>{curves}</details>"
         )
     return "".join(parts)
 
@@ -200,6 +236,7 @@ def page(
         items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
         missing = f"<h2>What is missing</h2><ul class='missing'>{items}</ul>"
     sections = "".join(group_section(g, s, table, base) for g, s in groups.items())
+    all_scores = [s for scores in groups.values() for s in scores]
     gallery = "".join(
         figure_html(stem, f"{method}: its set beside a random real subset", base)
         for method, stem in galleries.items()
@@ -215,7 +252,7 @@ def page(
         "score, with its 95 % interval and the two-sided paired t-test's p; where p ≥ 0.05 "
         "(or fewer than 2 rounds) the two are <span class='tie'>tied</span>. "
         "config/README.md explains the test and how many rounds make it meaningful.</p>"
-        f"<h2>Groups</h2><ul>{toc}</ul>{missing}{sections}"
+        f"<h2>Groups</h2><ul>{toc}</ul>{missing}{sections}{runs_section(all_scores, base)}"
         f"<h2 id='galleries'>Sets</h2>{gallery}"
         "</body></html>\n"
     )
