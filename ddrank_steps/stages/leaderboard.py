@@ -46,7 +46,9 @@ def metric_columns(s: Score) -> dict:
     entry = metric_registry.METRICS.get(metric)
     syn_term = entry.lr_term if entry else None
     syn_lrs = [r.get("terms", {}).get(syn_term, {}).get("lr") for r in s.rounds]
-    row[f"{metric}_syn_lr"] = ";".join("?" if lr is None else f"{lr:g}" for lr in syn_lrs)
+    row[f"{metric}_syn_lr"] = ";".join(
+        f"{lr:g}" if isinstance(lr, int | float) else "?" for lr in syn_lrs
+    )
     row[f"{metric}_protocol"] = s.protocol
     for setting in entry.settings if entry else ():
         row[f"{metric}_{setting}"] = s.settings.get(setting)
