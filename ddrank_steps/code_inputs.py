@@ -56,8 +56,23 @@ def score_sources(metric: str) -> list[str]:
 def leaderboard_sources() -> list[str]:
     """The files the leaderboard job runs: the stage and every metric module, since it
     reads each metric's quantities, settings and rank."""
-    names = [m.name for m in pkgutil.iter_modules([str(PACKAGE_DIR / "metric_registry")])]
-    return _sources(["ddrank_steps.stages.leaderboard", *_metric_modules(names)])
+    return _sources(["ddrank_steps.stages.leaderboard", *_metric_modules(_all_metric_names())])
+
+
+def _all_metric_names() -> list[str]:
+    return [m.name for m in pkgutil.iter_modules([str(PACKAGE_DIR / "metric_registry")])]
+
+
+def plot_sources(stage: str, metric: str) -> list[str]:
+    """The files a plot job of one metric runs: the stage and the metric's registry module
+    (its quantities, headline first, name what is drawn)."""
+    return _sources([f"ddrank_steps.stages.{stage}", *_metric_modules([metric])])
+
+
+def report_sources() -> list[str]:
+    """The files the report job runs: the stage and every metric module (it lays out each
+    metric's quantities)."""
+    return _sources(["ddrank_steps.stages.report", *_metric_modules(_all_metric_names())])
 
 
 def module_sources(module: str) -> list[str]:

@@ -3,12 +3,19 @@ declare them as their outputs (`output: paths.RUN`), reading each other's throug
 `rules.<name>.output`.
 
 Wildcards: `dataset`, `ipc`, `seed` (a round's seed), `kind` (reference set kind),
-`method`, `set` (a set id: `rdm-ipc10`, `syn-<method>`), `protocol` (a run protocol's cache
-key), `teachers` (a teacher ensemble's key), `metric`. Logs are not here: each is named
-once, in its rule's `log:`.
+`method`, `set` (a set id: `rdm-ipc10`, `syn-<method>`; `real` too for a run's figure),
+`protocol` (a run protocol's cache key), `teachers` (a teacher ensemble's key), `metric`,
+`protocol_name` (a protocol's name in the config: a leaderboard group's). Logs are not
+here: each is named once, in its rule's `log:`.
+
+Figures are stems: the plot stages write each as `<stem>.svg` (embedded in both reports),
+`<stem>.pdf` and `<stem>.png` (for papers), side by side.
 """
 
 from __future__ import annotations
+
+import functools
+import re
 
 # a prepared dataset: its cached (or indexed) splits and their metadata
 DATASET = "results/datasets/{dataset}/data.pt"
@@ -36,3 +43,38 @@ SOFT_LABELS = "results/soft_labels/{dataset}/{set}/{teachers}/seed{seed}.pt"
 SCORE = "results/scores/{method}/{metric}.json"
 LEADERBOARD = "results/leaderboard.csv"
 REPORT = "results/report.html"
+
+# figures (stems, see above): a leaderboard group's scores over rounds, a score's terms,
+# a training run's curve per LR, a syn set beside a random subset of the same IPC
+GROUP_FIGURE = "results/figures/groups/{dataset}/ipc{ipc}/{metric}/{protocol_name}/scores"
+TERMS_FIGURE = "results/figures/scores/{method}/{metric}/terms"
+RUN_FIGURE = "results/figures/runs/{dataset}/{set}/{protocol}/seed{seed}"
+GALLERY_FIGURE = "results/figures/sets/{dataset}/{method}/gallery"
+
+
+def figure_files(stem: str) -> dict[str, str]:
+    """A figure's files by format, from its (filled-in) stem."""
+    return {fmt: f"{stem}.{fmt}" for fmt in ("svg", "pdf", "png")}
+
+
+def run_fields(run_path: str) -> dict[str, str]:
+    """The dataset, set, protocol and seed of a run file (a RUN or REAL_RUN path)."""
+    match = _pattern_regex(RUN).fullmatch(run_path)
+    if match is None:
+        raise ValueError(f"{run_path} is not a run file path ({RUN})")
+    return match.groupdict()
+
+
+def run_figure_of(run_path: str) -> str:
+    """The stem of the LR-curve figure of a run file."""
+    return RUN_FIGURE.format(**run_fields(run_path))
+
+
+# Upper-case names in this module are path patterns only (tests/test_layout.py reads them).
+@functools.cache
+def _pattern_regex(pattern: str) -> re.Pattern:
+    parts = re.split(r"\{(\w+)\}", pattern)
+    regex = "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
+    )
+    return re.compile(regex)

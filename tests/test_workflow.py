@@ -180,8 +180,21 @@ def test_adding_a_method_runs_only_its_jobs(workdir):
     }
     write_config(workdir, config)
     jobs = planned_jobs(workdir)
-    # its import, its syn run per round, its score and the leaderboard; no rdm or real job
-    assert jobs == {"syn_set": 1, "train": 2, "score": 1, "leaderboard": 1, "all": 1}
+    # its import, its syn run per round, its score and the leaderboard; no rdm or real job;
+    # its own figures (a curve per run, its terms, its gallery), its group's figure (no
+    # other group's) and the report
+    assert jobs == {
+        "syn_set": 1,
+        "train": 2,
+        "score": 1,
+        "leaderboard": 1,
+        "plot_run": 2,
+        "plot_terms": 1,
+        "plot_group": 1,
+        "plot_gallery": 1,
+        "report": 1,
+        "all": 1,
+    }
     snakemake(workdir)
     table = pd.read_csv(workdir / "results" / "leaderboard.csv")
     assert "mine" in set(table["method"])
@@ -194,13 +207,18 @@ def test_adding_a_round_runs_only_the_new_seed(workdir):
     write_config(workdir, config)
     jobs = planned_jobs(workdir)
     # seed 2: one rdm subset; 3 methods x 3 syn runs + 3 rdm runs; one real-hard run;
-    # every score and the leaderboard
+    # every score and the leaderboard; the new runs' curves, every score's and group's
+    # figure and the report (the galleries show the first round: not redrawn)
     assert jobs == {
         "random_subset": 1,
         "train": 12,
         "train_real": 1,
         "score": 12,
         "leaderboard": 1,
+        "plot_run": 13,
+        "plot_terms": 12,
+        "plot_group": 4,
+        "report": 1,
         "all": 1,
     }
 
@@ -210,7 +228,14 @@ def test_changing_the_weight_rescores_without_training(workdir):
     metrics = config["methods"]["kmeans"]["metrics"] = dict(config["methods"]["kmeans"]["metrics"])
     metrics["lrs_hard"] = {**metrics["lrs_hard"], "weight": 0.8}
     write_config(workdir, config)
-    assert planned_jobs(workdir) == {"score": 1, "leaderboard": 1, "all": 1}
+    assert planned_jobs(workdir) == {
+        "score": 1,
+        "leaderboard": 1,
+        "plot_terms": 1,
+        "plot_group": 1,
+        "report": 1,
+        "all": 1,
+    }
 
 
 def test_editing_a_protocol_keeps_real_hard(workdir):
@@ -282,6 +307,11 @@ def test_a_method_with_every_metric_reuses_rdm_real_and_teachers(workdir):
         "train": 4 * 2,
         "score": 4,
         "leaderboard": 1,
+        "plot_run": 4 * 2,
+        "plot_terms": 4,
+        "plot_group": 4,
+        "plot_gallery": 1,
+        "report": 1,
         "all": 1,
     }
 
@@ -328,3 +358,60 @@ def test_transform_lists_run_through_the_workflow_and_reach_real_hard(workdir):
     assert "train_transforms" not in run["protocol"]  # the real recipe sets none
     table = pd.read_csv(workdir / "results" / "leaderboard.csv")
     assert table["lrs_hard_lrs_mean"].between(0, 100).all()
+
+
+def figure_count(done_run: Path) -> int:
+    """Figures of the tiny run: 4 groups (one per metric), 12 scores' terms, a curve per
+    run file, a gallery per method."""
+    runs = len(list((done_run / "results" / "runs").rglob("seed*.json")))
+    return 4 + 12 + runs + 3
+
+
+def test_report_has_a_table_per_group_and_every_figure(done_run):
+    html = (done_run / "results" / "report.html").read_text()
+    assert html.count("<table>") == 4
+    assert html.count("src='data:image/svg+xml;base64,") == figure_count(done_run)
+    assert "figure not drawn" not in html and "What is missing" not in html
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    table = pd.read_csv(done_run / "results" / "leaderboard.csv")
+    assert set(table["group"]) == {"digits/ipc10/lrs_hard/digits-dsa"}
+    assert sorted(table["lrs_hard_rank"]) == [1, 2, 3]
+    assert set(table["ars_group"]) == {"digits/ipc10/ars/digits-kd"}
+    figures = done_run / "results" / "figures"
+    for fmt in ("svg", "pdf", "png"):
+        assert (figures / "groups/digits/ipc10/lrs_hard/digits-dsa" / f"scores.{fmt}").is_file()
+        assert (figures / "sets/digits/kmeans" / f"gallery.{fmt}").is_file()
+        assert (figures / "scores/kmeans/ars" / f"terms.{fmt}").is_file()
+
+
+def test_report_loads_in_headless_chromium(done_run, tmp_path):
+    from browser import dump_dom, loaded_images, require_chromium, screenshot
+    from matplotlib.image import imread
+
+    chromium = require_chromium()
+    page = done_run / "results" / "report.html"
+    seen = loaded_images(chromium, page, tmp_path)
+    assert seen == {"images": figure_count(done_run), "broken": [], "tables": 4}
+    dom = dump_dom(chromium, page)
+    assert dom.count("<table>") == 4 and "digits/ipc10/lrs_hard/digits-dsa" in dom
+    pixels = imread(screenshot(chromium, page, tmp_path / "report.png"))
+    assert pixels.std() > 0.05  # text and figures, not a blank page
+
+
+def test_snakemake_report_shows_the_figures_with_captions(workdir):
+    from browser import dump_dom, require_chromium
+
+    snakemake(workdir, "--report", "report.html")
+    page = workdir / "report.html"
+    text = page.read_text()
+    # captions, rendered with each figure's wildcards
+    assert "Why kmeans's lrs_hard is what it is." in text
+    assert "Leaderboard group digits, IPC 10," in text
+    assert text.count("gallery.svg") >= 3
+    chromium = require_chromium()
+    dom = re.sub(r"<(script|style)\b.*?</\1>", "", dump_dom(chromium, page), flags=re.S)
+    # the page rendered its menu of categories, and the workflow description (its Jinja
+    # filled in from the config)
+    for category in ("1. Leaderboard", "2. Leaderboard groups", "4. Training runs", "5. Sets"):
+        assert category in dom, category
+    assert "over 2 round(s)" in dom

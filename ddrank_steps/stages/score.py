@@ -47,7 +47,7 @@ def every_lr_diverged(run: dict) -> bool:
 
 def diverged_terms(rounds: list[dict]) -> list[str]:
     """The terms whose every LR diverged in at least one round."""
-    return sorted({name for r in rounds for name, t in r["terms"].items() if t["diverged"]})
+    return sorted({name for r in rounds for name, t in r["terms"].items() if t.get("diverged")})
 
 
 def score_rounds(spec: dict, metric: Metric) -> list[dict]:

@@ -14,6 +14,8 @@ if REPO not in sys.path:
 from ddrank_steps import metric_registry, paths, run_lock
 from ddrank_steps.code_inputs import (
     leaderboard_sources,
+    plot_sources,
+    report_sources,
     score_sources,
     soft_labels_sources,
     stage_sources,
@@ -25,6 +27,7 @@ from ddrank_steps.errors import ConfigError
 from ddrank_steps.image_files import list_images
 from ddrank_steps.io import unwritable_reason
 from ddrank_steps.plan import REFERENCE_SET_KINDS, build_plan, canonical_json
+from ddrank_steps.score_files import group_of
 
 # One interpreter for every job: the one running Snakemake (the venv or conda env that
 # ddrank was installed into), found first on PATH, so `python` in a rule is that one.
@@ -83,6 +86,7 @@ wildcard_constraints:
     protocol=r"[0-9a-f]{10}",
     teachers=r"[0-9a-f]{10}",
     metric=metric_registry.wildcard_pattern(),
+    protocol_name=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
 
 
 def stage_code(stage):
@@ -274,3 +278,83 @@ def score_inputs(wildcards):
         "runs": PLAN.score_inputs(wildcards.method, wildcards.metric),
         "code": score_sources(wildcards.metric),
     }
+
+
+# --- figures and the report -----------------------------------------------------------
+
+# A leaderboard group (dataset, IPC, metric, protocol name) -> its methods' score files.
+GROUPS = {}
+for _key, _spec in PLAN.scores.items():
+    GROUPS.setdefault(group_of(_spec), []).append(
+        paths.SCORE.format(method=_key[0], metric=_key[1])
+    )
+
+
+def group_scores(wildcards):
+    """The score files of one group: its figure is redrawn when one of them changes."""
+    group = next(
+        (
+            g
+            for g in GROUPS
+            if (g.dataset, str(g.ipc), g.metric, g.protocol)
+            == (
+                wildcards.dataset,
+                wildcards.ipc,
+                wildcards.metric,
+                wildcards.protocol_name,
+            )
+        ),
+        None,
+    )
+    if group is None:
+        raise WorkflowError(f"no leaderboard group {wildcards}: not in the config")
+    return sorted(GROUPS[group])
+
+
+def run_file_of(wildcards):
+    """The run a curve figure draws (RUN and REAL_RUN are the same pattern)."""
+    return paths.RUN.format(**wildcards)
+
+
+def gallery_inputs(wildcards):
+    """The method's syn set, the first round's random subset of its IPC, the dataset's
+    metadata, and its data (the ZCA fit) when the dataset is whitened."""
+    method = PLAN.method(wildcards.method)
+    dataset = dataset_files(wildcards.dataset)
+    inputs = {
+        "syn": paths.SYN_SET.format(**wildcards),
+        "rdm": paths.RDM_SET.format(
+            dataset=wildcards.dataset, ipc=method["ipc"], seed=config["seed"]
+        ),
+        "meta": dataset["meta"],
+        "code": stage_code("plot_gallery"),
+    }
+    if config["datasets"][wildcards.dataset].get("zca"):
+        inputs["data"] = dataset["data"]
+    return inputs
+
+
+def gallery_args(wildcards, input):
+    args = [f"--rdm-seed {config['seed']}"]
+    if "data" in input.keys():
+        args.append(f"--data {shlex.quote(input.data)}")
+    return " ".join(args)
+
+
+def svg(stem):
+    return paths.figure_files(stem)["svg"]
+
+
+def report_figures():
+    """Every figure the report shows, as SVG: the groups', the scores' terms, the runs'
+    curves and the methods' galleries."""
+    figures = [svg(group.figure) for group in GROUPS]
+    for (method, metric), spec in PLAN.scores.items():
+        figures.append(svg(paths.TERMS_FIGURE.format(method=method, metric=metric)))
+        figures += [
+            svg(paths.run_figure_of(run)) for run in PLAN.score_inputs(method, metric)
+        ]
+    for name in sorted({method for method, _ in PLAN.scores}):
+        dataset = PLAN.method(name)["dataset"]
+        figures.append(svg(paths.GALLERY_FIGURE.format(dataset=dataset, method=name)))
+    return sorted(set(figures))

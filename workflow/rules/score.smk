@@ -22,8 +22,11 @@ rule leaderboard:
         scores=PLAN.score_targets(),
         code=leaderboard_sources(),
     output:
-        csv=paths.LEADERBOARD,
-        html=paths.REPORT,
+        csv=report(
+            paths.LEADERBOARD,
+            caption="../report/leaderboard.rst",
+            category="1. Leaderboard",
+        ),
     log:
         "results/logs/leaderboard.log",
     conda:
@@ -32,5 +35,5 @@ rule leaderboard:
         mem_mb=1000,
         runtime=5,
     shell:
-        "python -m ddrank_steps.stages.leaderboard --csv {output.csv:q} --html {output.html:q}"
-        " {input.scores:q} > {log:q} 2>&1"
+        "python -m ddrank_steps.stages.leaderboard --csv {output.csv:q} {input.scores:q}"
+        " > {log:q} 2>&1"

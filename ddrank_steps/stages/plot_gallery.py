@@ -1,0 +1,45 @@
+"""Stage plot_gallery: a method's syn set beside one random real subset of the same IPC
+(the first round's), images back in pixel space, a row per class."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import torch
+
+from ddrank_steps import cli, figures
+from ddrank_steps.artifacts import DatasetMeta, load_zca
+from ddrank_steps.gallery import gallery_figure
+
+log = logging.getLogger("ddrank.plot_gallery")
+
+
+def main(args: argparse.Namespace) -> None:
+    meta = DatasetMeta.load(args.meta)
+    zca = load_zca(args.data, meta) if meta.zca else None
+    panels = {
+        f"syn: {args.method}": torch.load(args.syn, map_location="cpu", weights_only=True),
+        f"rdm: random real subset (seed {args.rdm_seed})": torch.load(
+            args.rdm, map_location="cpu", weights_only=True
+        ),
+    }
+    title = f"{meta.name} · {args.method} beside a random subset of the same IPC"
+    figures.save(gallery_figure(panels, meta, zca, title), figures.output_files(args))
+    log.info("%s -> %s", args.method, args.svg)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--method", required=True)
+    p.add_argument("--syn", required=True, help="the method's syn set file")
+    p.add_argument("--rdm", required=True, help="a random subset file of the same IPC")
+    p.add_argument("--rdm-seed", required=True, type=int)
+    p.add_argument("--meta", required=True)
+    p.add_argument("--data", default=None, help="the prepared dataset (its ZCA fit), with zca")
+    figures.add_output_args(p)
+    return p
+
+
+if __name__ == "__main__":
+    cli.run(main, parser())

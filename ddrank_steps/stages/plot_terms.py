@@ -1,0 +1,33 @@
+"""Stage plot_terms: one score's terms side by side (e.g. real-hard, syn-hard, syn-any,
+rdm-any for LRS; the aug and naug pairs for ARS) with their rounds, and the differences
+the score is made of (HLR and IOR; the gaps with and without augmentation), so a reader
+sees why the score is what it is."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ddrank_steps import cli, figures, score_plots
+from ddrank_steps.score_files import read_score
+
+log = logging.getLogger("ddrank.plot_terms")
+
+
+def main(args: argparse.Namespace) -> None:
+    score = read_score(args.score)
+    for what in score.missing:
+        log.warning("%s: missing %s", args.score, what)
+    figures.save(score_plots.score_terms(score), figures.output_files(args))
+    log.info("%s %s -> %s", score.method, score.metric, args.svg)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--score", required=True)
+    figures.add_output_args(p)
+    return p
+
+
+if __name__ == "__main__":
+    cli.run(main, parser())
