@@ -76,3 +76,11 @@ def mean_std(values: Sequence[float]) -> dict[str, float | None]:
     squares = sum((v - mean) ** 2 for v in values)
     se = math.sqrt(squares / (n - 1) / n) if n > 1 else None
     return {"mean": mean, "std": math.sqrt(squares / n), "se": se}
+
+
+def as_float(value) -> float:
+    """A number read from a result file as float; NaN for anything else (null, a string,
+    a bool), so an odd or old file gives a gap in a table or figure instead of a crash."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)

@@ -9,6 +9,7 @@ import math
 
 from ddrank_steps import paths
 from ddrank_steps.figures import message, plt
+from ddrank_steps.formulas import as_float
 
 
 def run_curves(run: dict, run_path: str):
@@ -22,10 +23,10 @@ def run_curves(run: dict, run_path: str):
     if not any(r.get("curve") for r in runs):
         return message(title, [f"{run_path}: no per-LR curves ('runs[].curve')"])
     fig, ax = plt.subplots(figsize=(5.2, 3.2))
-    for i, r in enumerate(sorted(runs, key=lambda r: _num(r.get("lr")))):
+    for i, r in enumerate(sorted(runs, key=lambda r: as_float(r.get("lr")))):
         curve = r.get("curve") or []
-        epochs = [_num(p.get("epoch")) for p in curve]
-        test = [_num(p.get("test")) for p in curve]
+        epochs = [as_float(p.get("epoch")) for p in curve]
+        test = [as_float(p.get("test")) for p in curve]
         label = f"lr {r.get('lr', '?'):g}" if isinstance(r.get("lr"), int | float) else "lr ?"
         if any(not math.isfinite(v) for v in test):
             label += " (diverged: NaN)"
@@ -54,9 +55,3 @@ def run_curves(run: dict, run_path: str):
     ax.set_title(title, loc="left", fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def _num(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return math.nan
-    return float(value)

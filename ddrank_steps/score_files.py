@@ -74,11 +74,11 @@ class Score:
         out = {}
         for i, r in enumerate(self.rounds):
             value = r.get(self.headline) if self.headline else None
-            out[int(r.get("seed", i))] = _number(value)
+            out[int(r.get("seed", i))] = formulas.as_float(value)
         return out
 
     def term_by_round(self, term: str) -> list[float]:
-        return [_number(r.get("terms", {}).get(term, {}).get("acc")) for r in self.rounds]
+        return [formulas.as_float(r.get("terms", {}).get(term, {}).get("acc")) for r in self.rounds]
 
     def run_files(self) -> list[str]:
         """Every run file the score read, once, in round and term order."""
@@ -131,9 +131,11 @@ def read_score(path: str | Path) -> Score:
         stats = summary.get(q)
         if isinstance(stats, dict) and "mean" in stats:
             score.quantities[q] = {
-                "mean": _number(stats["mean"]),
-                "std": _number(stats.get("std")),
-                "se": _number(stats.get("se")),  # NaN in files from before it was recorded
+                "mean": formulas.as_float(stats["mean"]),
+                "std": formulas.as_float(stats.get("std")),
+                "se": formulas.as_float(
+                    stats.get("se")
+                ),  # NaN in files from before it was recorded
             }
         else:
             score.missing.append(f"quantity '{q}'")
@@ -141,7 +143,7 @@ def read_score(path: str | Path) -> Score:
     terms = summary.get("terms")
     if isinstance(terms, dict):
         score.terms = {
-            t: {"mean": _number(s.get("mean")), "std": _number(s.get("std"))}
+            t: {"mean": formulas.as_float(s.get("mean")), "std": formulas.as_float(s.get("std"))}
             for t, s in terms.items()
             if isinstance(s, dict)
         }
@@ -156,13 +158,13 @@ def read_score(path: str | Path) -> Score:
 def _summary_from_rounds(rounds: list[dict], quantities: tuple[str, ...]) -> dict:
     summary: dict = {}
     for q in quantities:
-        values = [_number(r.get(q)) for r in rounds]
+        values = [formulas.as_float(r.get(q)) for r in rounds]
         if values and all(math.isfinite(v) for v in values):
             summary[q] = formulas.mean_std(values)
     names = {t for r in rounds for t in r.get("terms", {})}
     summary["terms"] = {}
     for t in sorted(names):
-        values = [_number(r.get("terms", {}).get(t, {}).get("acc")) for r in rounds]
+        values = [formulas.as_float(r.get("terms", {}).get(t, {}).get("acc")) for r in rounds]
         if values and all(math.isfinite(v) for v in values):
             summary["terms"][t] = formulas.mean_std(values)
     return summary
@@ -172,9 +174,3 @@ def _names_from_path(path: str) -> tuple[str, str]:
     """Method and metric from a SCORE path (results/scores/<method>/<metric>.json)."""
     p = Path(path)
     return p.parent.name, p.stem
-
-
-def _number(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return math.nan
-    return float(value)

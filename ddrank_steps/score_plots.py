@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ddrank_steps.figures import message, plt
+from ddrank_steps.formulas import as_float
 from ddrank_steps.score_files import Group, Score
 from ddrank_steps.standings import headline_mean, rank_group
 
@@ -134,7 +135,7 @@ def score_terms(score: Score):
                     yerr=stats["std"] if math.isfinite(stats["std"]) else None,
                     capsize=3,
                 )
-            _rounds_scatter(bx, x, [_num(r.get(q)) for r in score.rounds], "black")
+            _rounds_scatter(bx, x, [as_float(r.get(q)) for r in score.rounds], "black")
         bx.axhline(0, color="black", linewidth=0.8)
         bx.set_xticks(range(len(parts)), [q.upper() if len(q) <= 3 else q for q in parts])
         bx.set_ylabel("difference (fraction)")
@@ -147,9 +148,3 @@ def score_terms(score: Score):
         fig.text(0.01, -0.02, "missing: " + "; ".join(score.missing), fontsize=7, color="C3")
     fig.tight_layout()
     return fig
-
-
-def _num(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return math.nan
-    return float(value)
