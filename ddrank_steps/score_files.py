@@ -133,9 +133,8 @@ def read_score(path: str | Path) -> Score:
             score.quantities[q] = {
                 "mean": formulas.as_float(stats["mean"]),
                 "std": formulas.as_float(stats.get("std")),
-                "se": formulas.as_float(
-                    stats.get("se")
-                ),  # NaN in files from before it was recorded
+                # NaN in score files from before the standard error was recorded
+                "se": formulas.as_float(stats.get("se")),
             }
         else:
             score.missing.append(f"quantity '{q}'")
