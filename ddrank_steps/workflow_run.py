@@ -73,9 +73,9 @@ def run(config_file: Path, work_dir: Path, targets: list[str], cores: int | None
         ok = args_to_api(args, parser)
     if not ok:
         raise WorkflowFailed(
-            f"the workflow stopped with a failed job (see the error above); its log is under "
-            f"{work_dir / 'results' / 'logs'}. Finished jobs are kept: fix the cause and call "
-            "again to resume"
+            f"the workflow stopped: a job failed (see the error above; its log is under "
+            f"{work_dir / 'results' / 'logs'}) or the run was interrupted. Finished jobs are "
+            "kept: fix the cause if there is one and call again to resume"
         )
 
 

@@ -362,7 +362,10 @@ def test_python_transforms_are_translated_and_a_lambda_is_refused(data):
 
 
 INTERRUPTED = """
-import sys, torch
+import signal, sys, torch
+# Ctrl-C as at a terminal, even when the tests run as a background job (which starts every
+# child with SIGINT ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from ddrank_steps.metrics import LabelRobustScoreHard
 evaluator = LabelRobustScoreHard(dataset="CIFAR10", real_data_path=sys.argv[1], ipc=1,
     model_name="ConvNet-1", data_aug_func="dsa", aug_params=None, num_epochs=2, num_eval=3,
