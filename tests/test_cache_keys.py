@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 from snakemake.utils import validate
 
+from ddrank_steps.augment.dsa import DSAParams
 from ddrank_steps.plan import NOT_IN_KEY, build_plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,16 +53,8 @@ def key_of(config: dict, metric: str = "lrs_hard", term: str = "syn-any") -> str
 # --- equal runs, one key ---------------------------------------------------------------------
 
 
-DSA_DEFAULTS = {
-    "scale": 1.2,
-    "rotate": 15.0,
-    "flip": 0.5,
-    "brightness": 1.0,
-    "saturation": 2.0,
-    "contrast": 0.5,
-    "crop": 0.125,
-    "cutout": 0.5,
-}
+# DSA's defaults written out (tests/test_dsa.py checks their values), without the mode
+DSA_DEFAULTS = {k: v for k, v in dataclasses.asdict(DSAParams()).items() if k != "mode"}
 
 
 @pytest.mark.parametrize(
