@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ddrank_steps import distributed, streaming
+from ddrank_steps import distributed, precision, streaming
 from ddrank_steps.augment import build_augmentation, mixed_loss
 from ddrank_steps.label_targets import HARD, STORED, TEACHERS, label_source
 from ddrank_steps.losses import make_soft_loss
@@ -100,18 +100,27 @@ def resolve_device(name: str) -> torch.device:
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 1000) -> float:
+def evaluate(
+    model: torch.nn.Module, split: Split, batch_size: int | None = None, arithmetic: str = "fp32"
+) -> float:
+    """Test accuracy (a fraction), in the run's arithmetic (`precision`)."""
     rank, world = distributed.rank_world()
     if world > 1:
         distributed.sync_buffers(model)
+    device = split.labels.device
+    batch_size = batch_size or precision.eval_batch(device)
     if streaming.is_streamed(split.images):
         # every rank reads the whole streamed split: correct, if not the fastest
-        return streaming.evaluate(model, split, batch_size)
+        with precision.autocast(arithmetic, device):
+            return streaming.evaluate(model, split, batch_size)
     model.eval()
+    layout = precision.memory_format(arithmetic, device)
     images, labels = split.images[rank::world], split.labels[rank::world]
-    correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     for start in range(0, len(labels), batch_size):
-        out = model(images[start : start + batch_size])
+        batch = _in_layout(images[start : start + batch_size], layout)
+        with precision.autocast(arithmetic, device):
+            out = model(batch)
         correct += (out.argmax(1) == labels[start : start + batch_size]).sum()
     model.train()
     if world > 1:
@@ -206,6 +215,9 @@ class _Run:
     rank: int
     world: int
     loss_sum: torch.Tensor  # summed on the device since the last evaluation point
+    arithmetic: str = precision.DEFAULT  # the protocol's precision
+    scaler: torch.amp.GradScaler | None = None  # fp16's loss scaler
+    layout: torch.memory_format = torch.contiguous_format
     steps: int = 0
 
 
@@ -218,13 +230,15 @@ def _start_run(group: RunGroup, lr: float) -> _Run:
         derive_seed("init", "real", seed) if group.real else derive_seed("init", seed)
     )
     channels, height, width = group.shape
+    arithmetic = precision.precision_of(protocol)
+    layout = precision.memory_format(arithmetic, device)
     model = build_model(
         protocol["model"],
         group.num_classes,
         channels,
         (height, width),
         protocol.get("model_options"),
-    ).to(device)
+    ).to(device, memory_format=layout)
     optimizer = make_optimizer(protocol, model.parameters(), lr)
     scheduler = make_scheduler(protocol, optimizer)
     augment = build_augmentation(protocol.get("augmentation"), protocol.get("aug_params"))
@@ -243,7 +257,20 @@ def _start_run(group: RunGroup, lr: float) -> _Run:
         )
     loss_sum = torch.zeros((), device=device)
     return _Run(
-        model, net, optimizer, scheduler, augment, recipe, order_gen, aug_gen, rank, world, loss_sum
+        model,
+        net,
+        optimizer,
+        scheduler,
+        augment,
+        recipe,
+        order_gen,
+        aug_gen,
+        rank,
+        world,
+        loss_sum,
+        arithmetic=arithmetic,
+        scaler=precision.grad_scaler(arithmetic, device),
+        layout=layout,
     )
 
 
@@ -259,13 +286,31 @@ def _train_epoch(group: RunGroup, run: _Run) -> None:
             images = group.transform(images)
         if run.augment is not None:
             images, mix = run.augment(images, run.aug_gen)
+        _step(run, images, labels, soft, mix)
+    run.scheduler.step()
+
+
+def _step(run: _Run, images, labels, soft, mix) -> None:
+    """One optimisation step of one run on a prepared (transformed, augmented) batch."""
+    images = _in_layout(images, run.layout)
+    with precision.autocast(run.arithmetic, images.device):
         loss = run.recipe.loss(run.net(images), images, labels, soft, mix)
-        run.optimizer.zero_grad(set_to_none=True)
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.scaler is None:
         loss.backward()
         run.optimizer.step()
-        run.loss_sum += loss.detach()
-        run.steps += 1
-    run.scheduler.step()
+    else:  # fp16: scaled gradients; a step with inf/NaN gradients is skipped
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    run.loss_sum += loss.detach().float()
+    run.steps += 1
+
+
+def _in_layout(images: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
+    if layout == torch.contiguous_format or images.dim() != 4:
+        return images
+    return images.contiguous(memory_format=layout)
 
 
 def _evaluation_point(group: RunGroup, run: _Run, result: RunResult, epoch: int) -> None:
@@ -273,8 +318,12 @@ def _evaluation_point(group: RunGroup, run: _Run, result: RunResult, epoch: int)
     run's curve; the weights are kept when this point is the selected one so far."""
     point = {
         "epoch": epoch,
-        "test": evaluate(run.model, group.test),
-        "val": evaluate(run.model, group.val) if group.val is not None else None,
+        "test": evaluate(run.model, group.test, arithmetic=run.arithmetic),
+        "val": (
+            evaluate(run.model, group.val, arithmetic=run.arithmetic)
+            if group.val is not None
+            else None
+        ),
         "train_loss": run.loss_sum.item() / max(run.steps, 1),
     }
     if not math.isfinite(point["train_loss"]):  # NaN or inf: diverged at this LR
@@ -325,13 +374,17 @@ def _batches(train: Split, order: torch.Tensor, batch: int):
 
 
 def select_lr(results: list[RunResult], rule: str) -> int:
-    """Index of the winning LR: strict `>` so ties go to the earlier LR of the grid."""
+    """Index of the winning LR: strict `>` so ties go to the earlier LR of the grid. A
+    diverged LR (a non-finite train loss, e.g. an fp16 overflow) is never chosen while
+    another LR trained; when every LR diverged, the rule picks among them all."""
 
     def score(r: RunResult) -> float:
         return r.val_acc if rule == "val" else r.acc
 
-    best = 0
-    for i in range(1, len(results)):
+    candidates = [i for i, r in enumerate(results) if r.diverged_at is None]
+    candidates = candidates or list(range(len(results)))
+    best = candidates[0]
+    for i in candidates[1:]:
         if score(results[i]) > score(results[best]):
             best = i
     return best

@@ -74,10 +74,14 @@ TRAINING_KEYS = (
     "train_transforms",
     "test_transforms",
     "processes",
+    "precision",
 )
 # Optional lists (see transforms.batches): in a run protocol only when given, so a protocol
 # without them keeps the key it had before they existed.
 TRANSFORM_KEYS = ("train_transforms", "test_transforms")
+# The reference's arithmetic. A run protocol names its precision only when it is another,
+# so every run made before the switch existed keeps its key (`precision_of` reads both).
+DEFAULT_PRECISION = "fp32"
 
 
 def canonical_json(data) -> str:
@@ -151,6 +155,8 @@ def run_protocol(protocol: dict, lr_source: str, labels: dict | None = None) -> 
     for key in (*TRANSFORM_KEYS, "processes"):  # keys that only some runs have
         if not run[key]:
             del run[key]
+    if run["precision"] in (None, DEFAULT_PRECISION):  # fp32 runs keep the keys they had
+        del run["precision"]
     canonicalise(run)
     run["labels"] = "soft" if labels else "hard"
     run["label_source"] = "none"
@@ -273,6 +279,14 @@ class Plan:
                 f"protocol's select ('{protocol['select']}'), so HLR compares like with like; "
                 "remove this key"
             )
+        arithmetic = protocol.get("precision") or DEFAULT_PRECISION
+        if real.get("precision") not in (None, arithmetic):
+            raise ConfigError(
+                f"real_protocols.{name}.precision: the real-hard run trains in the metric "
+                f"protocol's precision ('{arithmetic}'), "
+                "so every term of a score has the same arithmetic; remove this key"
+            )
+        real["precision"] = protocol.get("precision")
         real["model"] = protocol["model"]
         real["model_options"] = copy.deepcopy(protocol.get("model_options") or {})
         real["labels"] = "hard"
@@ -316,7 +330,10 @@ class Plan:
                 # is the score's real-hard run, not a second training of it
                 tested = {
                     **teacher,
-                    **{k: protocol.get(k) for k in ("test_transforms", "select", "test_interval")},
+                    **{
+                        k: protocol.get(k)
+                        for k in ("test_transforms", "select", "test_interval", "precision")
+                    },
                 }
                 real = self.real_protocol(dataset, tested, where)
                 key = protocol_key(real)
@@ -666,6 +683,19 @@ def check_names(config: dict) -> None:
                     )
 
 
+def check_precisions(config: dict) -> None:
+    """A precision the configured device cannot run. With `device: auto` or `cuda` the
+    device is known only where the job runs (a SLURM head node has no GPU), so the train
+    stage checks again there (`precision.check_supported`), before reading any data."""
+    device = config.get("device", "auto")
+    for name, p in config["protocols"].items():
+        if p.get("precision") == "fp16" and not device.startswith(("cuda", "auto")):
+            raise ConfigError(
+                f"protocols.{name}.precision: fp16 runs on CUDA devices only, and device is "
+                f"'{device}'; use precision: bf16 (autocast on the CPU) or fp32"
+            )
+
+
 def check_transform_datasets(config: dict) -> None:
     """Transforms need pixels: a ZCA dataset's sets are stored whitened and have none."""
     for mname, method in config["methods"].items():
@@ -774,6 +804,7 @@ def build_plan(config: dict, check: bool = True) -> Plan:
     plan = Plan(config=config, seeds=round_seeds(config["seed"], config["num_eval"]))
     if check:  # names first: a typo in a model name is the clearest error to report
         check_names(config)
+        check_precisions(config)
         check_datasets(config)
         check_method_files(config)
         check_models_fit(config)

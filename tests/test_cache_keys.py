@@ -158,6 +158,7 @@ PERTURBATIONS = {
     "lr_grid": ("digits-dsa", [0.01, 0.1], "lrs_hard", "syn-any"),
     "test_interval": ("digits-dsa", 5, "lrs_hard", "syn-any"),
     "select": ("digits-dsa", "final", "lrs_hard", "syn-any"),
+    "precision": ("digits-dsa", "bf16", "lrs_hard", "syn-any"),
     "train_transforms": (
         "digits-dsa",
         [{"name": "RandomHorizontalFlip", "args": {"p": 0.5}}],

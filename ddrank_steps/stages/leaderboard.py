@@ -62,6 +62,8 @@ def metric_columns(s: Score) -> dict:
     for setting in entry.settings if entry else ():
         row[f"{metric}_{setting}"] = s.settings.get(setting)
     row[f"{metric}_select"] = s.protocols.get(syn_term, {}).get("select")
+    # an fp32 run protocol names no precision (its key predates the switch)
+    row[f"{metric}_precision"] = s.protocols.get(syn_term, {}).get("precision") or "fp32"
     row[f"{metric}_rounds"] = len(s.rounds)
     row[f"{metric}_seeds"] = ";".join(str(x) for x in s.seeds)
     return row

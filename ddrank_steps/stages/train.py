@@ -20,7 +20,7 @@ import logging
 
 import torch
 
-from ddrank_steps import cli, distributed
+from ddrank_steps import cli, distributed, precision
 from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
 from ddrank_steps.engine import RunGroup, RunResult, Split, resolve_device, train_group
 from ddrank_steps.errors import ConfigError, InputError
@@ -98,6 +98,7 @@ def start_processes(args: argparse.Namespace) -> tuple[torch.device, int, int]:
     """Threads, the device and, under torchrun, the process group: (device, rank, world)."""
     torch.set_num_threads(args.threads)
     device = distributed.init_from_env(resolve_device(args.device))
+    precision.check_supported(precision.precision_of(args.protocol), device)
     rank, world = distributed.rank_world()
     distributed.check_batch(args.protocol["batch_size"], world)
     keyed = args.protocol.get("processes")
@@ -197,6 +198,8 @@ def run_record(
             "epoch": chosen.selected_epoch,
         },
         "device": str(device),
+        # the arithmetic, also for fp32 runs, whose protocol does not name it
+        "precision": precision.precision_of(protocol),
         "processes": world,
         "threads": args.threads,
         "versions": software_versions(),
