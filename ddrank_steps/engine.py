@@ -108,7 +108,7 @@ def evaluate(
     if world > 1:
         distributed.sync_buffers(model)
     device = split.labels.device
-    batch_size = batch_size or precision.eval_batch(device)
+    batch_size = batch_size or precision.eval_batch(arithmetic, device)
     if streaming.is_streamed(split.images):
         # every rank reads the whole streamed split: correct, if not the fastest
         with precision.autocast(arithmetic, device):

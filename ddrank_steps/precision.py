@@ -14,7 +14,8 @@ like any other: a non-finite mean train loss marks the LR diverged (engine).
 Memory layout and evaluation batch are chosen per device and precision from measurement
 (`benchmarks/bench_precision.py`), never because they "should" be faster: on this
 project's 2-core Xeon CPU (AVX512-BF16, AMX), channels_last made a ConvNet-3 training step
-slower in fp32 (1.1x) and much slower in bf16 (2x), so the CPU keeps the contiguous layout.
+slower in fp32 (1.02-1.1x the time) and much slower in bf16 (2x), so the CPU keeps the
+contiguous layout.
 The CUDA rows were not measured (no GPU was lent to the session that wrote this); they
 keep PyTorch's defaults until the benchmark is run on one.
 """
@@ -37,10 +38,12 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # (device type, precision) -> memory format of the model and its batches, as measured
 # by benchmarks/bench_precision.py; anything not listed keeps the contiguous layout.
 CHANNELS_LAST: set[tuple[str, str]] = set()
-# Images per forward pass when evaluating, as measured (benchmarks/README.md): on the CPU
-# throughput is flat from 250 to 2,000 images, so the 1,000 every fp32 result was computed
-# with stays (another batch could round a logit differently).
-EVAL_BATCH = {"cpu": 1000, "cuda": 1000}
+# Images per forward pass when evaluating, as measured (benchmarks/README.md). On the CPU
+# fp32 throughput is flat from 50 to 2,000 images, so the 1,000 every fp32 result was
+# computed with stays (another batch could round a logit differently); bf16 peaks at
+# about 100 (1.5-3x its throughput at 1,000), where the bf16 working set stays in cache.
+EVAL_BATCH = {("cpu", "bf16"): 100}
+DEFAULT_EVAL_BATCH = 1000
 
 
 def precision_of(protocol: dict) -> str:
@@ -97,5 +100,5 @@ def memory_format(precision: str, device: torch.device) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def eval_batch(device: torch.device) -> int:
-    return EVAL_BATCH.get(device.type, 1000)
+def eval_batch(precision: str, device: torch.device) -> int:
+    return EVAL_BATCH.get((device.type, precision), DEFAULT_EVAL_BATCH)
