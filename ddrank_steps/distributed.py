@@ -1,7 +1,8 @@
 """Data-parallel training under torchrun: process group set-up, batch sharding, reductions.
 
-A job launched by `torchrun --nproc-per-node N` (the real-hard runs, when
-`resources.real_processes` > 1) trains one model with DistributedDataParallel. Every
+A job launched by `torchrun --nproc-per-node N` (the real-hard runs, and the sets of at
+least `resources.ddp_min_images` images, when `resources.real_processes` > 1; the run
+protocol holds N as `processes`) trains one model with DistributedDataParallel. Every
 rank draws the same seeded permutation; each global batch of `batch_size` is split
 across the ranks (`batch_size / N` each, as the reference divides it), so the run
 sees the same data per step as one process would. Test accuracy is computed on a
@@ -23,6 +24,13 @@ def rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def process_threads(threads: int) -> int:
+    """This process's share of a job's CPU threads: the rules declare `train_threads` x N
+    for a job of N processes and pass that total, and N processes of N x train_threads
+    threads each would oversubscribe the cores (measured 2.5x slower with gloo on 2 cores)."""
+    return max(1, threads // int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def init_from_env(device: torch.device) -> torch.device:

@@ -35,6 +35,7 @@ from ddrank_steps import metric_registry, paths
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.models import canonical_model_name, canonical_options, pretrained_classes
 from ddrank_steps.seeding import round_seeds
+from ddrank_steps.set_size import set_images, set_processes
 
 REFERENCE_SET_KINDS = ("random", "herding", "kmeans")
 KEY_LENGTH = 10
@@ -439,7 +440,25 @@ class Plan:
         else:
             set_id = SetId("rdm", ipc=method["ipc"])
         labels = self.add_label_recipe(request, protocol, set_id)
-        return set_id, run_protocol(protocol, lr_source, labels)
+        run = run_protocol(protocol, lr_source, labels)
+        processes = self.set_processes(request.dataset, method["ipc"])
+        if processes > 1:
+            # keyed as real-hard's is (see real_protocol); a small set's key stays as it was
+            run["processes"] = processes
+            if run["batch_size"] % processes:
+                raise ConfigError(
+                    f"batch_size {run['batch_size']} must be divisible by the {processes} "
+                    f"processes its {kind} set trains on under torchrun (the set holds at "
+                    "least resources.ddp_min_images images); change batch_size, "
+                    "resources.real_processes or resources.ddp_min_images"
+                )
+        return set_id, run
+
+    def set_processes(self, dataset: str, ipc: int) -> int:
+        """Processes a syn, rdm or reference set of `ipc` images per class trains on:
+        resources.real_processes when it holds at least resources.ddp_min_images."""
+        images = set_images(self.config["datasets"][dataset], ipc)
+        return set_processes(self.config.get("resources", {}), images)
 
     def real_arm(self, request: MetricRequest):
         """(set, run protocol) of the real-hard term: the metric's model on the real split,

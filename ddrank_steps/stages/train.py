@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> None:
 
 def start_processes(args: argparse.Namespace) -> tuple[torch.device, int, int]:
     """Threads, the device and, under torchrun, the process group: (device, rank, world)."""
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(distributed.process_threads(args.threads))
     device = distributed.init_from_env(resolve_device(args.device))
     precision.check_supported(precision.precision_of(args.protocol), device)
     rank, world = distributed.rank_world()
@@ -216,7 +216,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol-key", default="", help="the protocol's cache key, recorded")
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", default=1, type=int)
+    p.add_argument(
+        "--threads", default=1, type=int, help="CPU threads of the job, shared by its processes"
+    )
     p.add_argument(
         "--workers", default=0, type=int, help="DataLoader processes of a streamed dataset"
     )

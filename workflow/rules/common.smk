@@ -208,23 +208,52 @@ def run_protocol_json(wildcards):
     return canonical_json(run_protocol_of(wildcards))
 
 
-def train_gpus(wildcards):
-    return RES["train_gpus"]
+def run_processes(wildcards):
+    """Processes of one training job: the `processes` its run protocol is keyed for (a
+    real-hard run, or a set of at least resources.ddp_min_images), else one."""
+    return run_protocol_of(wildcards).get("processes", 1)
 
 
 def real_gpus(wildcards):
     return RES["real_processes"] if RES["train_gpus"] else 0
 
 
-# Tiny sets train in one process (DDP would buy nothing); a real-hard job with
-# resources.real_processes > 1 runs under torchrun, one process per GPU.
-SINGLE = "-m ddrank_steps.stages.train"
-REAL_LAUNCHER = (
-    "-m torch.distributed.run --standalone --nnodes 1"
-    f" --nproc-per-node {RES['real_processes']} -m ddrank_steps.stages.train"
-    if RES["real_processes"] > 1
-    else SINGLE
-)
+def train_gpus(wildcards):
+    return RES["train_gpus"]
+
+
+def set_gpus(wildcards):
+    """A set under torchrun takes one GPU per process, as a real-hard job does."""
+    return (
+        real_gpus(wildcards) if run_processes(wildcards) > 1 else train_gpus(wildcards)
+    )
+
+
+def set_threads(wildcards):
+    return RES["train_threads"] * run_processes(wildcards)
+
+
+def launcher(processes):
+    """How `python` starts the train stage: directly, or under torchrun with one process
+    per GPU (or per CPU share) when the run is keyed for more than one."""
+    stage = "-m ddrank_steps.stages.train"
+    if processes == 1:
+        return stage
+    return (
+        "-m torch.distributed.run --standalone --nnodes 1"
+        f" --nproc-per-node {processes} {stage}"
+    )
+
+
+def train_launcher(wildcards):
+    return launcher(run_processes(wildcards))
+
+
+# Sets train in one process (DDP would buy nothing on a few hundred images), except
+# sets of at least resources.ddp_min_images, which the planner keys for
+# resources.real_processes; a real-hard job with resources.real_processes > 1 always
+# runs under torchrun, one process per GPU.
+REAL_LAUNCHER = launcher(RES["real_processes"])
 
 
 def save_checkpoint(wildcards, output):

@@ -9,17 +9,17 @@ rule train:
         "results/logs/train/{dataset}/{set}/{protocol}/seed{seed}.log",
     conda:
         "../envs/ddrank.yaml"
-    threads: RES["train_threads"]
+    threads: set_threads
     resources:
         mem_mb=RES["train_mem_mb"],
         runtime=RES["train_runtime"],
-        gpu=train_gpus,
+        gpu=set_gpus,
         data_workers=data_workers,
     params:
         protocol=run_protocol_json,
         args=train_args,
         device=DEVICE,
-        launcher=SINGLE,
+        launcher=train_launcher,
         save="",
     shell:
         TRAIN_SHELL
