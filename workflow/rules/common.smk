@@ -208,12 +208,23 @@ def run_protocol_json(wildcards):
     return canonical_json(run_protocol_of(wildcards))
 
 
+# Snakemake's `gpu` resource counts slots of 1/JOBS_PER_GPU GPU, so that
+# `--resources gpu=<GPUs x jobs_per_gpu>` lets that many one-GPU jobs share each device;
+# gpu_lease reads a job's count the same way (below a whole GPU: a share of one device).
+# Under SLURM each job gets its own devices from SLURM: counted in whole GPUs there, so
+# jobs_per_gpu never multiplies a SLURM request.
+JOBS_PER_GPU = RES["jobs_per_gpu"] if workflow.local_exec else 1
+
+
 def train_gpus(wildcards):
-    return RES["train_gpus"]
+    """One slot for a one-GPU job (a tiny set shares its device); whole GPUs above."""
+    gpus = RES["train_gpus"]
+    return gpus if gpus <= 1 else gpus * JOBS_PER_GPU
 
 
 def real_gpus(wildcards):
-    return RES["real_processes"] if RES["train_gpus"] else 0
+    """A real-hard job trains on the whole real train split: whole GPUs, one a process."""
+    return RES["real_processes"] * JOBS_PER_GPU if RES["train_gpus"] else 0
 
 
 # Tiny sets train in one process (DDP would buy nothing); a real-hard job with
@@ -232,12 +243,15 @@ def save_checkpoint(wildcards, output):
     return f"--checkpoint {shlex.quote(output.checkpoint)}"
 
 
-# One command for every training job (train and train_real). gpu_lease gives the job its
-# own GPUs on a workstation (Snakemake only counts them) and passes through under SLURM
-# or with none.
+# gpu_lease gives a job its own GPUs, or its own slot of one, on a workstation (Snakemake
+# only counts them) and passes through under SLURM or with none.
+GPU_LEASE = (
+    "python -m ddrank_steps.gpu_lease --gpus {resources.gpu}"
+    f" --jobs-per-gpu {JOBS_PER_GPU} --"
+)
+# One command for every training job (train and train_real).
 TRAIN_SHELL = (
-    "python -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
-    " python {params.launcher} {params.args}"
+    GPU_LEASE + " python {params.launcher} {params.args}"
     " --data {input.data:q} --meta {input.meta:q}"
     " --protocol {params.protocol:q} --protocol-key {wildcards.protocol}"
     " --seed {wildcards.seed} --device {params.device} --threads {threads}"
