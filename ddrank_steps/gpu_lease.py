@@ -10,12 +10,14 @@ a job takes what it asked for where no other lease holds it, sets CUDA_VISIBLE_D
 to its device(s) and replaces itself with COMMAND (exec), so signals, exit status and
 logs are COMMAND's own.
 
-Slots: with S jobs per GPU (`resources.jobs_per_gpu`, passed by the rules as
---jobs-per-gpu) every device has S slots, and N counts slots, as the job's `gpu`
-resource does for Snakemake (`--resources gpu=<GPUs x S>`). N below S is a shared job:
-N slots of one device (a tiny run takes 1). N a multiple of S is a whole-device job:
-N/S devices with all their slots (a torchrun job with one process per GPU). With S = 1
-(the default) N is simply a number of whole GPUs. Any other N is an error.
+Slots: with S jobs per GPU (--jobs-per-gpu, else DDRANK_JOBS_PER_GPU, else 1) every
+device has S slots, and N counts slots, as the job's `gpu` resource does for Snakemake
+(`--resources gpu=<GPUs x S>`). N below S is a shared job: N slots of one device (a
+tiny run takes 1). N a multiple of S is a whole-device job: N/S devices with all their
+slots (a torchrun job with one process per GPU). With S = 1 (the default) N is simply a
+number of whole GPUs. Any other N is an error. The workflow exports DDRANK_JOBS_PER_GPU
+(`resources.jobs_per_gpu`) in every job's shell prefix: unlike a rule's command text,
+the prefix is no rerun trigger, and how jobs share a GPU must never rerun one.
 
 The lease is `flock` on lock files in a lock directory. A whole-device job holds its
 device's file (`gpu-<id>.lock`) exclusively; a shared job holds it shared plus one slot
@@ -64,6 +66,7 @@ from dataclasses import dataclass
 ENV_DEVICES = "DDRANK_GPUS"
 ENV_LOCK_DIR = "DDRANK_GPU_LEASE_DIR"
 ENV_TIMEOUT = "DDRANK_GPU_LEASE_TIMEOUT"
+ENV_JOBS_PER_GPU = "DDRANK_JOBS_PER_GPU"
 DEFAULT_TIMEOUT_S = 24 * 3600.0
 LOG_EVERY_S = 60.0
 SLOT_FILE = re.compile(r"\.slot(\d+)\.lock$")
@@ -319,9 +322,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "--jobs-per-gpu",
         type=int,
-        default=1,
         metavar="S",
-        help="slots per GPU: jobs that may share one device [1]",
+        help=f"slots per GPU: jobs that may share one device [{ENV_JOBS_PER_GPU} or 1]",
     )
     parser.add_argument(
         "--timeout",
@@ -340,6 +342,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error("no command after --")
     if args.gpus < 0:
         parser.error("--gpus must be >= 0")
+    if args.jobs_per_gpu is None:
+        from_env = os.environ.get(ENV_JOBS_PER_GPU, "").strip() or "1"
+        if not from_env.isdigit():
+            parser.error(f"{ENV_JOBS_PER_GPU}={from_env!r}: give a whole number, 1 or more")
+        args.jobs_per_gpu = int(from_env)
     if args.jobs_per_gpu < 1:
         parser.error(f"--jobs-per-gpu {args.jobs_per_gpu}: it must be 1 or more")
     return args, command

@@ -36,7 +36,8 @@ while not os.path.exists(out + ".release"):
 @pytest.fixture
 def machine(tmp_path):
     """A fake 2-GPU machine: environment for the lease processes, and their lock dir."""
-    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
+    outside = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "DDRANK_JOBS_PER_GPU")
+    env = {k: v for k, v in os.environ.items() if k not in outside}
     env.update(
         DDRANK_GPUS="0,1",
         DDRANK_GPU_LEASE_DIR=str(tmp_path / "locks"),
@@ -231,6 +232,18 @@ def test_shared_jobs_fill_one_device_before_the_next(tmp_path, machine):
         release(tmp_path, proc, name)
 
 
+def test_the_slot_count_may_come_from_the_environment(tmp_path, machine):
+    env = {**machine, "DDRANK_GPUS": "0", "DDRANK_JOBS_PER_GPU": "2"}  # as the workflow sets
+    a = start(tmp_path, env, "a", 1)
+    b = start(tmp_path, env, "b", 1)
+    assert (seen(tmp_path, "a"), seen(tmp_path, "b")) == ("0", "0")
+    c = start(tmp_path, env, "c", 1, "--timeout", "0.5")
+    _, err = c.communicate(timeout=20)
+    assert c.returncode == 2 and "(2 per GPU)" in err, err
+    release(tmp_path, a, "a")
+    release(tmp_path, b, "b")
+
+
 def test_a_killed_job_frees_its_slot(tmp_path, machine):
     env = {**machine, "DDRANK_GPUS": "0"}
     shared = ("--jobs-per-gpu", "2")
@@ -255,19 +268,24 @@ def test_a_gpu_resource_is_whole_devices_or_slots_of_one(gpus, jobs_per_gpu, who
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "env_slots", "message"),
     [
-        (("--gpus", "1", "--jobs-per-gpu", "0"), "--jobs-per-gpu 0: it must be 1 or more"),
+        (("--gpus", "1", "--jobs-per-gpu", "0"), "", "--jobs-per-gpu 0: it must be 1 or more"),
+        (("--gpus", "1"), "0", "--jobs-per-gpu 0: it must be 1 or more"),
+        (("--gpus", "1"), "two", "DDRANK_JOBS_PER_GPU='two': give a whole number, 1 or more"),
         (
             ("--gpus", "6", "--jobs-per-gpu", "4"),
+            "",
             "--gpus 6 with 4 jobs per GPU is neither a share of one GPU",
         ),
     ],
 )
-def test_a_request_that_cannot_be_met_is_a_one_line_error(tmp_path, machine, args, message):
+def test_a_request_that_cannot_be_met_is_a_one_line_error(
+    tmp_path, machine, args, env_slots, message
+):
     proc = subprocess.run(
         [sys.executable, "-m", "ddrank_steps.gpu_lease", *args, "--", "true"],
-        env=machine,
+        env={**machine, "DDRANK_JOBS_PER_GPU": env_slots},
         capture_output=True,
         text=True,
         timeout=60,
