@@ -284,8 +284,10 @@ def acquire(
         else:
             held = _take_slots(devices, request, lock_dir)
         if held:
-            for _, fds in held:  # say who holds it, for a waiting job's log line: in
-                fd = fds[-1]  # the device file (whole) or the slot file (shared)
+            # say who holds it, for a waiting job's log line: in the device file (whole)
+            # or the slot files (shared; the device file is shared with other jobs then)
+            exclusive = [fd for _, fds in held for fd in (fds if request.whole else fds[1:])]
+            for fd in exclusive:
                 try:
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, f"pid {os.getpid()}: {holder}\n".encode(), 0)

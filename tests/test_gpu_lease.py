@@ -232,6 +232,20 @@ def test_shared_jobs_fill_one_device_before_the_next(tmp_path, machine):
         release(tmp_path, proc, name)
 
 
+def test_a_job_may_take_several_slots_of_one_device(tmp_path, machine):
+    env = {**machine, "DDRANK_GPUS": "0"}
+    a = start(tmp_path, env, "a", 2, "--jobs-per-gpu", "3")  # 2 of 3 slots: shared
+    b = start(tmp_path, env, "b", 1, "--jobs-per-gpu", "3")
+    assert (seen(tmp_path, "a"), seen(tmp_path, "b")) == ("0", "0")
+    c = start(tmp_path, env, "c", 1, "--jobs-per-gpu", "3", "--timeout", "0.5")
+    _, err = c.communicate(timeout=20)
+    assert c.returncode == 2, err
+    last = err.strip().splitlines()[-1]  # the error; a waiting line came before it
+    assert last.count(f"(pid {a.pid}") == 2 and last.count(f"(pid {b.pid}") == 1, err
+    release(tmp_path, a, "a")
+    release(tmp_path, b, "b")
+
+
 def test_the_slot_count_may_come_from_the_environment(tmp_path, machine):
     env = {**machine, "DDRANK_GPUS": "0", "DDRANK_JOBS_PER_GPU": "2"}  # as the workflow sets
     a = start(tmp_path, env, "a", 1)
