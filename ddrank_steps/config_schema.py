@@ -66,4 +66,7 @@ def describe(error) -> tuple[str, str]:
         )
         hint = f"; did you mean {close[0]}?" if close else ""
         return dotted(path), f"{error.instance!r} is not one of {valid}{hint}"
+    if error.validator in ("minimum", "maximum"):
+        bound = "or more" if error.validator == "minimum" else "or less"
+        return dotted(path), f"{error.message}; set {error.validator_value} {bound}"
     return dotted(path), error.message

@@ -133,6 +133,33 @@ def test_writing_out_the_metrics_default_test_interval_keeps_the_key(config):
     assert key_of(config) == base
 
 
+# How jobs share the machine changes no result: it never reaches a key (real_processes does,
+# and is tested in test_protocol_defects.py).
+MACHINE_RESOURCES = {
+    "jobs_per_gpu": 4,
+    "train_gpus": 1,
+    "train_threads": 4,
+    "train_mem_mb": 16000,
+    "train_runtime": 600,
+}
+
+
+def all_keys(config: dict) -> dict:
+    plan = build_plan(config)
+    return {
+        (score, term): protocol["key"]
+        for score, entry in plan.scores.items()
+        for term, protocol in entry["protocols"].items()
+    }
+
+
+@pytest.mark.parametrize("resource", sorted(MACHINE_RESOURCES))
+def test_machine_resources_move_no_key(config, resource):
+    base = all_keys(config)
+    config.setdefault("resources", {})[resource] = MACHINE_RESOURCES[resource]
+    assert all_keys(config) == base
+
+
 # --- every field that reaches the engine moves the key ---------------------------------------
 
 # schema field -> (protocol, another valid value, metric, term whose key must move)

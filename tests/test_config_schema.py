@@ -63,6 +63,10 @@ def test_a_misspelt_protocol_key_names_file_path_and_the_closest_key(config):
             lambda c: c["protocols"]["digits-dsa"].update(epochs="ten"),
             "protocols.digits-dsa.epochs: 'ten' is not of type 'integer'",
         ),
+        (
+            lambda c: c.setdefault("resources", {}).update(jobs_per_gpu=0),
+            "resources.jobs_per_gpu: 0 is less than the minimum of 1; set 1 or more",
+        ),
     ],
 )
 def test_other_mistakes_put_the_key_path_first(config, change, expected):

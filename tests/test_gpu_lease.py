@@ -36,7 +36,8 @@ while not os.path.exists(out + ".release"):
 @pytest.fixture
 def machine(tmp_path):
     """A fake 2-GPU machine: environment for the lease processes, and their lock dir."""
-    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
+    outside = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "DDRANK_JOBS_PER_GPU")
+    env = {k: v for k, v in os.environ.items() if k not in outside}
     env.update(
         DDRANK_GPUS="0,1",
         DDRANK_GPU_LEASE_DIR=str(tmp_path / "locks"),
@@ -160,3 +161,148 @@ def test_command_line_needs_a_command(tmp_path, machine):
         text=True,
     )
     assert proc.returncode == 2 and "give the command after --" in proc.stderr
+
+
+# --- several jobs per GPU (resources.jobs_per_gpu): slots of one device ----------------------
+
+
+def test_n_jobs_share_one_device_with_n_slots_and_never_n_plus_one(tmp_path, machine):
+    env = {**machine, "DDRANK_GPUS": "0"}
+    shared = ("--jobs-per-gpu", "3")
+    jobs = {name: start(tmp_path, env, name, 1, *shared) for name in "abc"}
+    assert [seen(tmp_path, name) for name in "abc"] == ["0", "0", "0"]
+
+    d = start(tmp_path, env, "d", 1, *shared)
+    late = start(tmp_path, env, "late", 1, *shared, "--timeout", "0.5")
+    _, err = late.communicate(timeout=20)
+    assert late.returncode == 2
+    assert "no 1 free slot(s) of one GPU (3 per GPU) of 1 after 0.5s" in err
+    assert all(f"pid {jobs[name].pid}" in err for name in "abc")  # every holder named
+    assert not (tmp_path / "d").exists() and d.poll() is None  # a fourth never runs
+
+    release(tmp_path, jobs.pop("b"), "b")
+    assert seen(tmp_path, "d") == "0"  # in the slot b gave back
+    err = release(tmp_path, d, "d")
+    assert "waiting for 1 free slot(s) of one GPU (3 per GPU) of 1" in err
+    assert "CUDA_VISIBLE_DEVICES=0 (1 of 3 slots of 1 of 1 GPUs" in err
+    for name, proc in jobs.items():
+        release(tmp_path, proc, name)
+
+
+def test_a_whole_device_job_and_shared_jobs_exclude_each_other(tmp_path, machine):
+    env = {**machine, "DDRANK_GPUS": "0"}
+    a = start(tmp_path, env, "a", 1, "--jobs-per-gpu", "2")
+    seen(tmp_path, "a")
+    whole = start(tmp_path, env, "whole", 2, "--jobs-per-gpu", "2")  # 2 slots of 2: all of it
+    time.sleep(1.5)  # one slot is free, but a whole-device job needs every slot
+    assert not (tmp_path / "whole").exists() and whole.poll() is None
+    release(tmp_path, a, "a")
+    assert seen(tmp_path, "whole") == "0"
+
+    # and while it runs no shared job gets in, whatever slot count that job was given
+    for slots in ("2", "4"):
+        b = start(tmp_path, env, "b", 1, "--jobs-per-gpu", slots, "--timeout", "0.5")
+        _, err = b.communicate(timeout=20)
+        assert b.returncode == 2 and f"busy: 0 (pid {whole.pid}" in err, err
+    release(tmp_path, whole, "whole")
+
+
+def test_a_whole_gpu_lease_of_another_run_keeps_shared_jobs_off_its_device(tmp_path, machine):
+    env = {**machine, "DDRANK_GPUS": "0"}
+    whole = start(tmp_path, env, "whole", 1)  # jobs_per_gpu 1: one whole GPU
+    seen(tmp_path, "whole")
+    b = start(tmp_path, env, "b", 1, "--jobs-per-gpu", "4", "--timeout", "0.5")
+    _, err = b.communicate(timeout=20)
+    assert b.returncode == 2, err
+    release(tmp_path, whole, "whole")
+
+
+def test_shared_jobs_fill_one_device_before_the_next(tmp_path, machine):
+    shared = ("--jobs-per-gpu", "2")
+    a = start(tmp_path, machine, "a", 1, *shared)
+    assert seen(tmp_path, "a") == "0"
+    b = start(tmp_path, machine, "b", 1, *shared)
+    assert seen(tmp_path, "b") == "0"  # the busy device first: device 1 stays whole
+    whole = start(tmp_path, machine, "whole", 2, *shared)
+    assert seen(tmp_path, "whole") == "1"
+    c = start(tmp_path, machine, "c", 1, *shared, "--timeout", "0.5")
+    _, err = c.communicate(timeout=20)
+    assert c.returncode == 2, err  # two slots on 0, device 1 whole: nothing left
+    for name, proc in (("a", a), ("b", b), ("whole", whole)):
+        release(tmp_path, proc, name)
+
+
+def test_a_job_may_take_several_slots_of_one_device(tmp_path, machine):
+    env = {**machine, "DDRANK_GPUS": "0"}
+    a = start(tmp_path, env, "a", 2, "--jobs-per-gpu", "3")  # 2 of 3 slots: shared
+    b = start(tmp_path, env, "b", 1, "--jobs-per-gpu", "3")
+    assert (seen(tmp_path, "a"), seen(tmp_path, "b")) == ("0", "0")
+    c = start(tmp_path, env, "c", 1, "--jobs-per-gpu", "3", "--timeout", "0.5")
+    _, err = c.communicate(timeout=20)
+    assert c.returncode == 2, err
+    last = err.strip().splitlines()[-1]  # the error; a waiting line came before it
+    assert last.count(f"(pid {a.pid}") == 2 and last.count(f"(pid {b.pid}") == 1, err
+    release(tmp_path, a, "a")
+    release(tmp_path, b, "b")
+
+
+def test_the_slot_count_may_come_from_the_environment(tmp_path, machine):
+    env = {**machine, "DDRANK_GPUS": "0", "DDRANK_JOBS_PER_GPU": "2"}  # as the workflow sets
+    a = start(tmp_path, env, "a", 1)
+    b = start(tmp_path, env, "b", 1)
+    assert (seen(tmp_path, "a"), seen(tmp_path, "b")) == ("0", "0")
+    c = start(tmp_path, env, "c", 1, "--timeout", "0.5")
+    _, err = c.communicate(timeout=20)
+    assert c.returncode == 2 and "(2 per GPU)" in err, err
+    release(tmp_path, a, "a")
+    release(tmp_path, b, "b")
+
+
+def test_a_killed_job_frees_its_slot(tmp_path, machine):
+    env = {**machine, "DDRANK_GPUS": "0"}
+    shared = ("--jobs-per-gpu", "2")
+    a = start(tmp_path, env, "a", 1, *shared)
+    b = start(tmp_path, env, "b", 1, *shared)
+    seen(tmp_path, "a"), seen(tmp_path, "b")
+    a.send_signal(signal.SIGKILL)
+    a.wait(timeout=20)
+    c = start(tmp_path, env, "c", 1, *shared, "--timeout", "5")
+    assert seen(tmp_path, "c") == "0"
+    release(tmp_path, c, "c")
+    release(tmp_path, b, "b")
+
+
+@pytest.mark.parametrize(
+    ("gpus", "jobs_per_gpu", "whole", "slots"),
+    [(1, 1, 1, 0), (2, 1, 2, 0), (1, 4, 0, 1), (3, 4, 0, 3), (4, 4, 1, 0), (8, 4, 2, 0)],
+)
+def test_a_gpu_resource_is_whole_devices_or_slots_of_one(gpus, jobs_per_gpu, whole, slots):
+    request = gpu_lease.request_of(gpus, jobs_per_gpu)
+    assert (request.whole, request.slots) == (whole, slots)
+
+
+@pytest.mark.parametrize(
+    ("args", "env_slots", "message"),
+    [
+        (("--gpus", "1", "--jobs-per-gpu", "0"), "", "--jobs-per-gpu 0: it must be 1 or more"),
+        (("--gpus", "1"), "0", "--jobs-per-gpu 0: it must be 1 or more"),
+        (("--gpus", "1"), "two", "DDRANK_JOBS_PER_GPU='two': give a whole number, 1 or more"),
+        (
+            ("--gpus", "6", "--jobs-per-gpu", "4"),
+            "",
+            "--gpus 6 with 4 jobs per GPU is neither a share of one GPU",
+        ),
+    ],
+)
+def test_a_request_that_cannot_be_met_is_a_one_line_error(
+    tmp_path, machine, args, env_slots, message
+):
+    proc = subprocess.run(
+        [sys.executable, "-m", "ddrank_steps.gpu_lease", *args, "--", "true"],
+        env={**machine, "DDRANK_JOBS_PER_GPU": env_slots},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -147,6 +147,9 @@ def test_tiny_workflow_runs_through_sbatch_to_a_complete_leaderboard(local_slurm
     kmeans = config["methods"]["kmeans"]
     kmeans["metrics"] = {"lrs_hard": kmeans["metrics"]["lrs_hard"]}
     config["methods"] = {"kmeans": kmeans}
+    # slots of a workstation GPU play no part under SLURM (each job gets its own devices
+    # there, and the profile's gpu requests stay whole GPUs): set, it changes nothing
+    config["resources"] = {"jobs_per_gpu": 4}
     write_config(workdir, config)
     profile = write_test_profile(tmp_path / "profile", local_slurm)
     cmd = [

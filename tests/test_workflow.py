@@ -167,6 +167,48 @@ def test_no_change_rerun_does_nothing(workdir):
     assert planned_jobs(workdir) == {}
 
 
+def gpu_counts(dry_run_text: str) -> dict[str, set[int]]:
+    """Rule -> the `gpu` resource values its jobs declare, from a dry-run."""
+    found: dict[str, set[int]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run_text):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        gpu = re.search(r"resources: .*?\bgpu=(\d+)", block)
+        if rule and gpu:
+            found.setdefault(rule[1], set()).add(int(gpu[1]))
+    return found
+
+
+def test_jobs_per_gpu_counts_a_tiny_job_as_one_slot_and_real_hard_as_whole_gpus(tmp_path):
+    """1 GPU, jobs_per_gpu 4 (`--resources gpu=4`): four tiny runs share the device; a
+    real-hard job takes all four slots."""
+    config = tiny_config()
+    config["resources"] = {"train_gpus": 1, "jobs_per_gpu": 4}
+    write_config(tmp_path, config)
+    proc = snakemake(tmp_path, "--dry-run", "--resources", "gpu=4")
+    assert gpu_counts(proc.stdout + proc.stderr) == {"train": {1}, "train_real": {4}}
+
+
+def test_sharing_gpus_reruns_nothing_and_reaches_the_lease(workdir, monkeypatch):
+    """jobs_per_gpu and train_gpus say how jobs share the machine, never what they
+    compute; a job that does run takes one slot of a (fake) GPU, told the slot count by
+    the workflow."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["resources"] = {"train_gpus": 1, "jobs_per_gpu": 2}
+    write_config(workdir, config)
+    assert planned_jobs(workdir) == {}
+
+    monkeypatch.setenv("DDRANK_GPUS", "0")  # a fake one-GPU machine: the lease, not CUDA
+    monkeypatch.setenv("DDRANK_GPU_LEASE_DIR", str(workdir / "leases"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    run = next((workdir / "results" / "runs").glob("*/rdm-*/*/seed0.json"))
+    run.unlink()
+    snakemake(workdir, "--resources", "gpu=2")
+    log = workdir / "results" / "logs" / "train" / run.relative_to(workdir / "results" / "runs")
+    assert (
+        "CUDA_VISIBLE_DEVICES=0 (1 of 2 slots of 1 of 1 GPUs" in log.with_suffix(".log").read_text()
+    )
+
+
 def test_adding_a_method_runs_only_its_jobs(workdir):
     # A user's distilled set on disk, with its own learning rate.
     images = torch.randn(100, 1, 8, 8)

@@ -37,9 +37,10 @@ _USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_m
 _PATH = (
     "" if _USE_CONDA else f"PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH "
 )
-shell.prefix(
+_SHELL_PREFIX = (
     f"export {_PATH}PYTHONPATH={shlex.quote(REPO)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
+shell.prefix(_SHELL_PREFIX)
 
 # A lock here means another run is active, or one was killed: say which, before
 # Snakemake's own message (the same in both cases) asks for --unlock.
@@ -208,6 +209,29 @@ def run_protocol_json(wildcards):
     return canonical_json(run_protocol_of(wildcards))
 
 
+# Snakemake's `gpu` resource counts slots of 1/jobs_per_gpu GPU, so that
+# `--resources gpu=<GPUs x jobs_per_gpu>` lets that many one-GPU jobs share each device;
+# gpu_lease reads a job's count the same way (below a whole GPU: a share of one device),
+# told the slot count by DDRANK_JOBS_PER_GPU. That goes through the environment, not the
+# command line: a rule's command text and params are rerun triggers, and how jobs share a
+# GPU must never rerun one.
+shell.prefix(_SHELL_PREFIX + f"export DDRANK_JOBS_PER_GPU={RES['jobs_per_gpu']}; ")
+
+
+def jobs_per_gpu():
+    """Slots per GPU. 1 under SLURM (and in its job steps): SLURM gives each job its own
+    devices and counts whole GPUs, so jobs_per_gpu never multiplies a SLURM request (the
+    lease passes through there). Asked when the jobs are made, once Snakemake knows its
+    executor: at parse time it does not yet."""
+    return RES["jobs_per_gpu"] if workflow.local_exec else 1
+
+
+def train_gpus(wildcards):
+    """One slot for a one-GPU job (a tiny set shares its device); whole GPUs above."""
+    gpus = RES["train_gpus"]
+    return gpus if gpus <= 1 else gpus * jobs_per_gpu()
+
+
 def run_processes(wildcards):
     """Processes of one training job: the `processes` its run protocol is keyed for (a
     real-hard run, or a set of at least resources.ddp_min_images), else one."""
@@ -215,11 +239,8 @@ def run_processes(wildcards):
 
 
 def real_gpus(wildcards):
-    return RES["real_processes"] if RES["train_gpus"] else 0
-
-
-def train_gpus(wildcards):
-    return RES["train_gpus"]
+    """A real-hard job trains on the whole real train split: whole GPUs, one a process."""
+    return RES["real_processes"] * jobs_per_gpu() if RES["train_gpus"] else 0
 
 
 def set_gpus(wildcards):
@@ -262,8 +283,8 @@ def save_checkpoint(wildcards, output):
 
 
 # One command for every training job (train and train_real). gpu_lease gives the job its
-# own GPUs on a workstation (Snakemake only counts them) and passes through under SLURM
-# or with none.
+# own GPUs, or its own slot of one, on a workstation (Snakemake only counts them) and
+# passes through under SLURM or with none.
 TRAIN_SHELL = (
     "python -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
     " python {params.launcher} {params.args}"
