@@ -383,6 +383,8 @@ def train_together(
     """Every run of the group at once, batch by batch: each batch (order, transforms,
     augmentation, mixing λ) is prepared once and every run steps on it, which is what each
     would see alone since their streams are seeded alike. One process only (no DDP)."""
+    if distributed.rank_world()[1] > 1:
+        raise ValueError("LRs train together only in one process; under DDP train_one each")
     start_time = time.perf_counter()
     protocol = group.protocol
     lanes = _Lanes(group.train.images.device)
@@ -390,8 +392,6 @@ def train_together(
     for lr in lrs:  # each start reseeds the shared streams to the same seeds
         runs.append(_start_run(group, lr))
         lanes.add()
-    if runs[0].world > 1:
-        raise ValueError("LRs train together only in one process; under DDP train_one each")
     checkpoints = eval_epochs(protocol["epochs"], protocol["test_interval"])
     results = [RunResult(lr=lr) for lr in lrs]
     for run in runs:

@@ -193,6 +193,10 @@ def test_one_lr_or_ddp_trains_one_at_a_time(monkeypatch):
     monkeypatch.setattr(engine.distributed, "rank_world", lambda: (0, 2))
     assert not concurrent_lrs("on", torch.device("cuda"))
     assert calls == []
+    monkeypatch.undo()
+    monkeypatch.setattr(engine.distributed, "rank_world", lambda: (0, 2))
+    with pytest.raises(ValueError, match="only in one process"):
+        engine.train_together(make_group(protocol()), LRS)
 
 
 def test_the_setting_decides_by_device():
