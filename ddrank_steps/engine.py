@@ -33,6 +33,14 @@ training batch, each image with its own draws, before the batch augmentation
 Unlike the reference, the final epoch is always evaluated, so no epochs are wasted
 when `epochs` is not a multiple of `test_interval`.
 
+The runs of a group train one after the other (`train_one`), or together
+(`train_together`, `train_group(concurrent=True)`): every run steps on the same prepared
+batch in turn, each on its own CUDA stream on a GPU, so the small kernels of K tiny
+models overlap instead of leaving most of the device idle. Both give every run the same
+batches, draws and arithmetic, so the results agree (bit for bit on the CPU; on a GPU up
+to the kernels' own nondeterminism). `concurrent_lrs` decides from the
+`resources.concurrent_lrs` setting and the device.
+
 A real split too large to cache (ImageNet) arrives streamed: its `images` is a
 `streaming.StreamedImages`, and batches and evaluation then come from a DataLoader
 (`streaming.train_batches`, `streaming.evaluate`) in the same seeded order. The
@@ -78,7 +86,7 @@ class RunResult:
     selected_epoch: int = 0
     acc: float = 0.0  # test accuracy (fraction) at the selected epoch
     val_acc: float | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time; of the whole group when its LRs trained together
     state: dict | None = field(default=None, repr=False)  # weights at the selected epoch
 
     @property
@@ -274,8 +282,10 @@ def _start_run(group: RunGroup, lr: float) -> _Run:
     )
 
 
-def _train_epoch(group: RunGroup, run: _Run) -> None:
-    """One pass over the set in a fresh seeded order, then one scheduler step."""
+def _epoch_batches(group: RunGroup, run: _Run):
+    """(images, labels, soft, mix) of each training batch of an epoch: a fresh seeded
+    order, then the protocol's train_transforms and the batch augmentation, drawn from
+    `run`'s streams."""
     train, batch = group.train, group.protocol["batch_size"]
     order = torch.randperm(len(train.labels), generator=run.order_gen)
     if run.world > 1:
@@ -286,12 +296,12 @@ def _train_epoch(group: RunGroup, run: _Run) -> None:
             images = group.transform(images)
         if run.augment is not None:
             images, mix = run.augment(images, run.aug_gen)
-        _step(run, images, labels, soft, mix)
-    run.scheduler.step()
+        yield images, labels, soft, mix
 
 
-def _step(run: _Run, images, labels, soft, mix) -> None:
-    """One optimisation step of one run on a prepared (transformed, augmented) batch."""
+def _step(group: RunGroup, run: _Run, images, labels, soft, mix) -> None:
+    """One optimisation step of one run on a prepared batch, in the run's arithmetic; the
+    loss stays on the device."""
     images = _in_layout(images, run.layout)
     with precision.autocast(run.arithmetic, images.device):
         loss = run.recipe.loss(run.net(images), images, labels, soft, mix)
@@ -311,6 +321,13 @@ def _in_layout(images: torch.Tensor, layout: torch.memory_format) -> torch.Tenso
     if layout == torch.contiguous_format or images.dim() != 4:
         return images
     return images.contiguous(memory_format=layout)
+
+
+def _train_epoch(group: RunGroup, run: _Run) -> None:
+    """One pass over the set in a fresh seeded order, then one scheduler step."""
+    for images, labels, soft, mix in _epoch_batches(group, run):
+        _step(group, run, images, labels, soft, mix)
+    run.scheduler.step()
 
 
 def _evaluation_point(group: RunGroup, run: _Run, result: RunResult, epoch: int) -> None:
@@ -362,6 +379,105 @@ def train_one(group: RunGroup, lr: float, progress: tqdm | None = None) -> RunRe
     return result
 
 
+class _Lanes:
+    """Where the runs of a group step together: one CUDA stream per run on a GPU, plain
+    interleaving on the CPU. Each run keeps its own global RNG state (dropout and the like
+    draw from it), swapped in around its steps, so it draws what it would draw alone."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.streams: list = []
+        self.rng_states: list[tuple] = []
+
+    def add(self) -> None:
+        """A lane for the run `_start_run` just made, from the RNG state it left."""
+        self.streams.append(torch.cuda.Stream(self.device) if self.cuda else None)
+        self.rng_states.append(self._rng_state())
+
+    def _rng_state(self) -> tuple:
+        return torch.get_rng_state(), torch.cuda.get_rng_state(self.device) if self.cuda else None
+
+    def _set_rng_state(self, state: tuple) -> None:
+        torch.set_rng_state(state[0])
+        if self.cuda:
+            torch.cuda.set_rng_state(state[1], self.device)
+
+    def step(self, group: RunGroup, runs: list[_Run], batch: tuple) -> None:
+        """One step of every run on the same batch. On a GPU each run's kernels queue on its
+        stream after the batch is ready, and the default stream waits for all of them
+        before the next batch (whose tensors may reuse this one's memory) or an evaluation."""
+        main = torch.cuda.current_stream(self.device) if self.cuda else None
+        for i, run in enumerate(runs):
+            self._set_rng_state(self.rng_states[i])
+            if self.cuda:
+                self.streams[i].wait_stream(main)
+                with torch.cuda.stream(self.streams[i]):
+                    _step(group, run, *batch)
+            else:
+                _step(group, run, *batch)
+            self.rng_states[i] = self._rng_state()
+        if self.cuda:
+            for stream in self.streams:
+                main.wait_stream(stream)
+
+
+def train_together(
+    group: RunGroup, lrs: list[float], progress: tqdm | None = None
+) -> list[RunResult]:
+    """Every run of the group at once, batch by batch: each batch (order, transforms,
+    augmentation, mixing λ) is prepared once and every run steps on it, which is what each
+    would see alone since their streams are seeded alike. One process only (no DDP)."""
+    if distributed.rank_world()[1] > 1:
+        raise ValueError("LRs train together only in one process; under DDP train_one each")
+    start_time = time.perf_counter()
+    protocol = group.protocol
+    lanes = _Lanes(group.train.images.device)
+    runs = []
+    for lr in lrs:  # each start reseeds the shared streams to the same seeds
+        runs.append(_start_run(group, lr))
+        lanes.add()
+    checkpoints = eval_epochs(protocol["epochs"], protocol["test_interval"])
+    results = [RunResult(lr=lr) for lr in lrs]
+    for run in runs:
+        run.model.train()
+    for epoch in range(1, protocol["epochs"] + 1):
+        for batch in _epoch_batches(group, runs[0]):
+            lanes.step(group, runs, batch)
+        for run in runs:
+            run.scheduler.step()
+        if epoch in checkpoints:
+            for run, result in zip(runs, results, strict=True):
+                _evaluation_point(group, run, result, epoch)
+        if progress is not None:
+            progress.update(len(runs))
+    seconds = time.perf_counter() - start_time
+    for result in results:
+        _select_epoch(result, protocol["select"])
+        result.seconds = seconds
+    return results
+
+
+CONCURRENT_LRS = ("auto", "on", "off")
+
+
+def concurrent_lrs(setting: str, device: torch.device, streamed: bool = False) -> bool:
+    """Whether a group's LRs train together (`train_together`). `auto`: on a GPU in one
+    process with the set in memory: there a tiny model leaves the device mostly idle, while
+    on the CPU the loop is compute-bound and one run at a time is as fast; a streamed
+    (large) set fills the device alone and K copies of its activations may not fit. Under
+    DDP the runs always train one at a time."""
+    if setting not in CONCURRENT_LRS:
+        raise ValueError(
+            f"concurrent_lrs is {setting!r}; valid values: {', '.join(CONCURRENT_LRS)}"
+        )
+    if distributed.rank_world()[1] > 1:
+        return False
+    if setting == "auto":
+        return device.type == "cuda" and not streamed
+    return setting == "on"
+
+
 def _batches(train: Split, order: torch.Tensor, batch: int):
     """(images, labels, soft) of each batch of an epoch, in `order`."""
     if streaming.is_streamed(train.images):
@@ -391,38 +507,33 @@ def select_lr(results: list[RunResult], rule: str) -> int:
 
 
 def train_group(
-    group: RunGroup, lrs: list[float], show_progress: bool = True
+    group: RunGroup, lrs: list[float], show_progress: bool = True, concurrent: bool = False
 ) -> tuple[list[RunResult], int]:
     """Every run of the group, one per LR, and the index of the selected LR. Only the
-    selected run keeps its weights (with `keep_state`)."""
+    selected run keeps its weights (with `keep_state`). With `concurrent` (and one process,
+    more than one LR) the runs train together (`train_together`), else one at a time."""
     protocol = group.protocol
     if protocol["select"] == "val" and group.val is None:
         raise ValueError("select: val needs a validation split (dataset val_fraction > 0)")
+    together = concurrent and len(lrs) > 1 and distributed.rank_world()[1] == 1
     total = len(lrs) * protocol["epochs"]
     # In a job's log file (not a terminal) a bar redrawn every few ms is just noise.
     interval = 0.5 if sys.stderr.isatty() else 30.0
     with tqdm(
         total=total, desc="train", unit="epoch", disable=not show_progress, mininterval=interval
     ) as bar:
-        results = []
-        for lr in lrs:
-            bar.set_postfix(lr=lr)
-            result = train_one(group, lr, bar)
-            log.info(
-                "lr %g: acc %.4f at epoch %d (%.1fs)",
-                lr,
-                result.acc,
-                result.selected_epoch,
-                result.seconds,
-            )
-            if result.diverged_at is not None:
-                log.warning(
-                    "lr %g diverged: the train loss is not finite from epoch %d on, so its "
-                    "accuracy is that of a broken net",
-                    lr,
-                    result.diverged_at,
-                )
-            results.append(result)
+        if together:
+            log.info("the %d LRs train together on %s", len(lrs), group.train.images.device)
+            bar.set_postfix(lrs=len(lrs))
+            results = train_together(group, lrs, bar)
+            for result in results:
+                _log_run(result)
+        else:
+            results = []
+            for lr in lrs:
+                bar.set_postfix(lr=lr)
+                results.append(train_one(group, lr, bar))
+                _log_run(results[-1])
     if all(r.diverged_at is not None for r in results):
         log.warning(
             "every LR diverged (%s): this run is marked diverged in its run file, and in the "
@@ -434,3 +545,20 @@ def train_group(
         if i != best:
             r.state = None
     return results, best
+
+
+def _log_run(result: RunResult) -> None:
+    log.info(
+        "lr %g: acc %.4f at epoch %d (%.1fs)",
+        result.lr,
+        result.acc,
+        result.selected_epoch,
+        result.seconds,
+    )
+    if result.diverged_at is not None:
+        log.warning(
+            "lr %g diverged: the train loss is not finite from epoch %d on, so its "
+            "accuracy is that of a broken net",
+            result.lr,
+            result.diverged_at,
+        )

@@ -209,6 +209,25 @@ def test_sharing_gpus_reruns_nothing_and_reaches_the_lease(workdir, monkeypatch)
     )
 
 
+def test_concurrent_lrs_reruns_nothing_and_trains_the_same(workdir):
+    """A resource, not a key: switching the LRs to train together plans no job, and a
+    job redone that way writes the same curves and selection (the CPU fallback is bit for
+    bit the same arithmetic)."""
+    config = tiny_config()
+    config["resources"] = {**config.get("resources", {}), "concurrent_lrs": True}
+    write_config(workdir, config)
+    assert planned_jobs(workdir) == {}
+    run_file = sorted((workdir / "results" / "runs").rglob("rdm-ipc10/*/seed*.json"))[0]
+    before = yaml.safe_load(run_file.read_text())  # JSON is YAML
+    snakemake(workdir, "--force", str(run_file.relative_to(workdir)))
+    after = yaml.safe_load(run_file.read_text())
+    assert after["selected"] == before["selected"]
+    assert [r["curve"] for r in after["runs"]] == [r["curve"] for r in before["runs"]]
+    relative = run_file.relative_to(workdir / "results" / "runs").with_suffix(".log")
+    log = workdir / "results" / "logs" / "train" / relative
+    assert "the 2 LRs train together on cpu" in log.read_text()
+
+
 def test_adding_a_method_runs_only_its_jobs(workdir):
     # A user's distilled set on disk, with its own learning rate.
     images = torch.randn(100, 1, 8, 8)

@@ -20,9 +20,17 @@ import logging
 
 import torch
 
-from ddrank_steps import cli, distributed, precision
+from ddrank_steps import cli, distributed, precision, streaming
 from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
-from ddrank_steps.engine import RunGroup, RunResult, Split, resolve_device, train_group
+from ddrank_steps.engine import (
+    CONCURRENT_LRS,
+    RunGroup,
+    RunResult,
+    Split,
+    concurrent_lrs,
+    resolve_device,
+    train_group,
+)
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.io import write_json
 from ddrank_steps.label_targets import soft_targets, teacher_ensemble
@@ -84,7 +92,8 @@ def run(args: argparse.Namespace) -> None:
         keep_state=bool(args.checkpoint),
         real=args.real,
     )
-    results, best = train_group(group, lrs, show_progress=rank == 0)
+    together = concurrent_lrs(args.concurrent_lrs, device, streaming.is_streamed(train.images))
+    results, best = train_group(group, lrs, show_progress=rank == 0, concurrent=together)
     if rank:  # one set of outputs: rank 0's
         return
     chosen = results[best]
@@ -221,6 +230,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--workers", default=0, type=int, help="DataLoader processes of a streamed dataset"
+    )
+    p.add_argument(
+        "--concurrent-lrs",
+        default="auto",
+        choices=CONCURRENT_LRS,
+        help="train the LR grid together on the device (auto: on a GPU in one process)",
     )
     p.add_argument("--soft-labels", default=None, help="mode S labels of the set (.pt)")
     p.add_argument("--teacher", action="append", default=[], help="mode M teacher checkpoint")

@@ -226,6 +226,14 @@ def jobs_per_gpu():
     return RES["jobs_per_gpu"] if workflow.local_exec else 1
 
 
+def concurrent_lrs(wildcards):
+    """Whether a job's LRs train together (the train stage's --concurrent-lrs). A
+    resource, not a param: the results are the same either way, so it must rerun nothing.
+    """
+    setting = RES["concurrent_lrs"]
+    return setting if setting == "auto" else ("on" if setting else "off")
+
+
 def train_gpus(wildcards):
     """One slot for a one-GPU job (a tiny set shares its device); whole GPUs above."""
     gpus = RES["train_gpus"]
@@ -291,7 +299,8 @@ TRAIN_SHELL = (
     " --data {input.data:q} --meta {input.meta:q}"
     " --protocol {params.protocol:q} --protocol-key {wildcards.protocol}"
     " --seed {wildcards.seed} --device {params.device} --threads {threads}"
-    " --workers {resources.data_workers} --out {output.json:q} {params.save}"
+    " --workers {resources.data_workers} --concurrent-lrs {resources.concurrent_lrs}"
+    " --out {output.json:q} {params.save}"
     " > {log:q} 2>&1"
 )
 

@@ -15,6 +15,7 @@ rule train:
         runtime=RES["train_runtime"],
         gpu=set_gpus,
         data_workers=data_workers,
+        concurrent_lrs=concurrent_lrs,
     params:
         protocol=run_protocol_json,
         args=train_args,
@@ -43,6 +44,7 @@ rule train_real:
         runtime=RES["train_runtime"],
         gpu=real_gpus,
         data_workers=data_workers,
+        concurrent_lrs=concurrent_lrs,
     params:
         protocol=run_protocol_json,
         args=train_args,
