@@ -1,8 +1,9 @@
 """The package files a job runs, declared as its inputs so that a code change reruns
 exactly the jobs that run the changed code.
 
-Read by the workflow while it builds the DAG, once per job: plain Python (no torch), and
-each module's import walk is done once per process.
+Read by the workflow while it builds the DAG, once per job: plain Python (no torch). Each
+file is parsed once per process, or not at all when the workflow's stored plan brings
+the table of what each file imports (plan_cache.py).
 
 The model families, the batch augmentations and the metric modules are imported on first
 use or by name (through importlib, which the walk does not follow), so a stage's own
