@@ -1,8 +1,9 @@
 """The package files a job runs, declared as its inputs so that a code change reruns
 exactly the jobs that run the changed code.
 
-Read by the workflow while it builds the DAG, once per job: plain Python (no torch), and
-each module's import walk is done once per process.
+Read by the workflow while it builds the DAG, once per job: plain Python (no torch). Each
+file is parsed once per process, or not at all when the workflow's stored plan brings
+the table of what each file imports (plan_cache.py).
 
 The model families, the batch augmentations and the metric modules are imported on first
 use or by name (through importlib, which the walk does not follow), so a stage's own
@@ -82,7 +83,13 @@ def module_sources(module: str) -> list[str]:
 
 
 def _sources(modules: list[str]) -> list[str]:
-    return sorted({path for module in modules for path in _module_sources(module)})
+    return list(_sources_of(tuple(modules)))
+
+
+@functools.cache
+def _sources_of(modules: tuple[str, ...]) -> tuple[str, ...]:
+    # many jobs share one module list (every run of a protocol): the union once per list
+    return tuple(sorted({path for module in modules for path in _module_sources(module)}))
 
 
 def _model_modules(models) -> list[str]:
@@ -132,10 +139,39 @@ def _module_sources(module: str) -> tuple[str, ...]:
         seen.add(path)
         for i in range(1, len(parts)):  # parent packages' __init__ run on import too
             todo.append(".".join(parts[:i]))
+        todo.extend(_imported_names(path))
+    return tuple(sorted(str(p) for p in seen))
+
+
+# package file (relative to PACKAGE_DIR) -> the names its import statements name
+_IMPORTED: dict[str, tuple[str, ...]] = {}
+
+
+def _imported_names(path: Path) -> tuple[str, ...]:
+    """Every module (and `module.name`) an import statement of the file names, anywhere
+    in it. Parsed once per process (the stages' walks share most of their files), or
+    never where the workflow's stored plan brought the table (`use_import_table`)."""
+    rel = str(path.relative_to(PACKAGE_DIR))
+    if rel not in _IMPORTED:
+        names = []
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                todo.extend(alias.name for alias in node.names)
+                names.extend(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module:
-                todo.append(node.module)
-                todo.extend(f"{node.module}.{alias.name}" for alias in node.names)
-    return tuple(sorted(str(p) for p in seen))
+                names.append(node.module)
+                names.extend(f"{node.module}.{alias.name}" for alias in node.names)
+        _IMPORTED[rel] = tuple(names)
+    return _IMPORTED[rel]
+
+
+def import_table() -> dict[str, tuple[str, ...]]:
+    """What every package file imports, for plan_cache to store beside the plan: valid
+    as long as the package's sources are, which the stored plan's key holds."""
+    for path in PACKAGE_DIR.rglob("*.py"):
+        _imported_names(path)
+    return dict(_IMPORTED)
+
+
+def use_import_table(table: dict[str, tuple[str, ...]]) -> None:
+    """Take a stored import_table() instead of parsing the files again."""
+    _IMPORTED.update(table)

@@ -22,7 +22,10 @@ def schema_problem(config: dict, schema_path: str | Path, config_files: list[str
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    # libyaml's loader where PyYAML has it: the schema is read on every run of the
+    # workflow, and the pure-Python loader takes a noticeable part of a no-change run
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    schema = yaml.load(Path(schema_path).read_text(), Loader=loader)
     error = best_match(Draft202012Validator(schema).iter_errors(config))
     if error is None:
         return None

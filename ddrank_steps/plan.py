@@ -1,8 +1,10 @@
 """From a validated config to the jobs of the DAG: which runs each score needs, and
 under which cache key.
 
-The Snakefile calls this module while it builds the DAG, so it is plain Python:
-torch is imported only to check model, augmentation and transform names.
+The Snakefile calls this module while it builds the DAG, so importing it is plain
+Python: torch is imported only by `build_plan`, to check model, augmentation and transform
+names. The workflow stores the Plan between runs (plan_cache.py), so a run whose config
+and inputs did not change loads it and imports no torch at all.
 
 What each metric needs comes from the metric registry (`metric_registry`): the planner
 gives every metric a `MetricRequest` and the helpers `arm` and `real_arm`, and turns the
@@ -233,6 +235,9 @@ class Plan:
     _peeked: dict[str, dict] = field(default_factory=dict, repr=False)
     # run file -> (dataset, set wildcard, protocol key, seed): what each planned run trains
     runs: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
+    # dataset -> the settings its prepared cache depends on (datasets.prepare_settings),
+    # kept here so the rules read them without importing the dataset loaders (torch)
+    dataset_settings: dict[str, dict] = field(default_factory=dict)
 
     # --- building -------------------------------------------------------------------------
     def add_run(self, dataset: str, set_id: SetId, protocol: dict, seed: int) -> str:
@@ -819,8 +824,16 @@ def check_models_fit(config: dict) -> None:
 
 
 def build_plan(config: dict, check: bool = True) -> Plan:
+    """The plan of a validated config, checked. The workflow stores it between runs
+    (plan_cache.py): anything this reads besides the config and the package's own files
+    must be in plan_cache's key (`watched_paths`), or a change to it goes unnoticed."""
+    from ddrank_steps.datasets import prepare_settings
+
     config = copy.deepcopy(config)
     plan = Plan(config=config, seeds=round_seeds(config["seed"], config["num_eval"]))
+    plan.dataset_settings = {
+        name: prepare_settings(settings) for name, settings in config["datasets"].items()
+    }
     if check:  # names first: a typo in a model name is the clearest error to report
         check_names(config)
         check_precisions(config)

@@ -1,3 +1,4 @@
+import functools
 import shlex
 import sys
 from pathlib import Path
@@ -22,12 +23,14 @@ from ddrank_steps.code_inputs import (
     train_sources,
 )
 from ddrank_steps.config_schema import schema_problem
-from ddrank_steps.datasets import prepare_settings
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.image_files import list_images
 from ddrank_steps.io import unwritable_reason
 from ddrank_steps.plan import REFERENCE_SET_KINDS, build_plan, canonical_json
+from ddrank_steps.plan_cache import cached_plan
 from ddrank_steps.score_files import group_of
+
+# Nothing imported here imports torch: a run whose config and inputs did not change loads
+# the stored plan (plan_cache.py) and builds the DAG in plain Python. Keep it that way.
 
 # One interpreter for every job: the one running Snakemake (the venv or conda env that
 # ddrank was installed into), found first on PATH, so `python` in a rule is that one.
@@ -69,7 +72,9 @@ if _schema_problem:
     raise WorkflowError(_schema_problem)
 validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
 try:
-    PLAN = build_plan(config)
+    # the stored plan when the config, the code and every file the plan reads are as
+    # they were; else built (and checked) again
+    PLAN = cached_plan(config, build_plan, write=workflow.is_main_process)
 except ConfigError as exc:
     raise WorkflowError(f"config error: {exc}") from None
 
@@ -104,7 +109,7 @@ def dataset_files(dataset):
 
 
 def dataset_settings(wildcards):
-    return canonical_json(prepare_settings(config["datasets"][wildcards.dataset]))
+    return canonical_json(PLAN.dataset_settings[wildcards.dataset])
 
 
 def data_workers(wildcards):
@@ -138,6 +143,9 @@ def syn_set_inputs(wildcards):
         # the ZCA fit, to check that the set is in ZCA space
         inputs["data"] = dataset["data"]
     if Path(inputs["images"]).is_dir():
+        # image_files imports torch: only for a folder set, and only for its own job
+        from ddrank_steps.image_files import list_images
+
         # every image of a folder set, so editing one reruns the import
         inputs["image_files"] = [str(p) for p in list_images(Path(inputs["images"]))]
     for key in ("labels", "soft_labels"):
@@ -172,8 +180,10 @@ def train_inputs(wildcards):
     """The dataset, the set (none for the real split) and what the run's label source
     reads: the teachers' checkpoints or the soft_labels stage's file."""
     seed = int(wildcards.seed)
-    protocol = run_protocol_of(wildcards)
-    inputs = {**dataset_files(wildcards.dataset), "code": train_sources(protocol)}
+    inputs = {
+        **dataset_files(wildcards.dataset),
+        "code": list(train_code(wildcards.protocol)),
+    }
     set_name = getattr(wildcards, "set", "real")
     set_file = PLAN.set_file(wildcards.dataset, set_name, seed)
     if set_file is not None:
@@ -199,14 +209,30 @@ def train_args(wildcards, input):
 
 
 def run_protocol_of(wildcards):
+    return run_protocol_of_key(wildcards.protocol)
+
+
+def run_protocol_of_key(key):
     try:
-        return PLAN.run_protocol_of(wildcards.protocol)
+        return PLAN.run_protocol_of(key)
     except ConfigError as exc:
         raise WorkflowError(str(exc)) from None
 
 
+# Per protocol key, not per job: every run of a protocol (sets x seeds) shares them.
+@functools.cache
+def train_code(key):
+    """The files a training job of run protocol `key` runs (code_inputs.train_sources)."""
+    return tuple(train_sources(run_protocol_of_key(key)))
+
+
+@functools.cache
+def protocol_json(key):
+    return canonical_json(run_protocol_of_key(key))
+
+
 def run_protocol_json(wildcards):
-    return canonical_json(run_protocol_of(wildcards))
+    return protocol_json(wildcards.protocol)
 
 
 # Snakemake's `gpu` resource counts slots of 1/jobs_per_gpu GPU, so that
@@ -349,25 +375,24 @@ for _key, _spec in PLAN.scores.items():
     )
 
 
+# The same groups by their figure's wildcards, so each plot_group job finds its own at once.
+GROUP_BY_WILDCARDS = {
+    (g.dataset, str(g.ipc), g.metric, g.protocol): sorted(files)
+    for g, files in GROUPS.items()
+}
+
+
 def group_scores(wildcards):
     """The score files of one group: its figure is redrawn when one of them changes."""
-    group = next(
-        (
-            g
-            for g in GROUPS
-            if (g.dataset, str(g.ipc), g.metric, g.protocol)
-            == (
-                wildcards.dataset,
-                wildcards.ipc,
-                wildcards.metric,
-                wildcards.protocol_name,
-            )
-        ),
-        None,
+    wanted = (
+        wildcards.dataset,
+        wildcards.ipc,
+        wildcards.metric,
+        wildcards.protocol_name,
     )
-    if group is None:
+    if wanted not in GROUP_BY_WILDCARDS:
         raise WorkflowError(f"no leaderboard group {wildcards}: not in the config")
-    return sorted(GROUPS[group])
+    return list(GROUP_BY_WILDCARDS[wanted])
 
 
 def run_file_of(wildcards):
