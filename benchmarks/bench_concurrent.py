@@ -32,9 +32,10 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_protocols import convnet_protocol
+
 from ddrank_steps.engine import RunGroup, Split, resolve_device, train_group
 from ddrank_steps.models import build_model
-from ddrank_steps.plan import run_protocol
 from ddrank_steps.seeding import derive_seed
 
 LRS = [0.001, 0.005, 0.01, 0.05, 0.1]  # the reference's grid
@@ -43,24 +44,7 @@ SEED = 0
 
 
 def protocol(epochs: int, batch: int, width: int) -> dict:
-    return run_protocol(
-        {
-            "model": "ConvNet-3",
-            "model_options": {"width": width},
-            "augmentation": "none",
-            "aug_params": {},
-            "optimizer": "sgd",
-            "momentum": 0.9,
-            "weight_decay": 5e-4,
-            "scheduler": "none",
-            "epochs": epochs,
-            "batch_size": batch,
-            "test_interval": epochs,
-            "select": "final",
-            "lr_grid": LRS,
-        },
-        "grid",
-    )
+    return convnet_protocol(epochs, batch, model_options={"width": width}, lr_grid=LRS)
 
 
 def engine_grid(p: dict, train: Split, test: Split, shape, concurrent: bool) -> list[float]:

@@ -23,30 +23,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_protocols import convnet_protocol
+
 from ddrank_steps.engine import RunGroup, Split, resolve_device, train_one
 from ddrank_steps.models import build_model
-from ddrank_steps.plan import run_protocol
 
 
 def protocol(epochs: int, batch: int, width: int, shape) -> dict:
-    return run_protocol(
-        {
-            "model": "ConvNet-3",
-            "model_options": {"width": width},
-            "augmentation": "none",
-            "aug_params": {},
-            "optimizer": "sgd",
-            "momentum": 0.9,
-            "weight_decay": 5e-4,
-            "scheduler": "none",
-            "epochs": epochs,
-            "batch_size": batch,
-            "test_interval": epochs,
-            "select": "final",
-            "lr": 0.01,
-        },
-        "fixed",
-    )
+    return convnet_protocol(epochs, batch, model_options={"width": width}, lr=0.01)
 
 
 def baseline(p, train: Split, shape, classes, device) -> None:

@@ -34,10 +34,11 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_protocols import convnet_protocol
+
 from ddrank_steps.engine import RunGroup, Split, concurrent_lrs, resolve_device, train_group
 from ddrank_steps.models import build_model
 from ddrank_steps.optim import make_optimizer, make_scheduler
-from ddrank_steps.plan import run_protocol
 from ddrank_steps.seeding import derive_seed
 
 CLASSES = 10
@@ -46,25 +47,15 @@ SEED = 0
 
 
 def protocol(epochs: int, interval: int, batch: int, width: int, lrs: list[float]) -> dict:
-    return run_protocol(
-        {
-            "model": "ConvNet-3",
-            "model_options": {"width": width},
-            "augmentation": "none",
-            "aug_params": {},
-            "optimizer": "sgd",
-            "momentum": 0.9,
-            "weight_decay": 5e-4,
-            "scheduler": "step",
-            "step_size": max(epochs // 2, 1),
-            "gamma": 0.1,
-            "epochs": epochs,
-            "batch_size": batch,
-            "test_interval": interval,
-            "select": "best",
-            "lr_grid": lrs,
-        },
-        "grid",
+    return convnet_protocol(
+        epochs,
+        batch,
+        model_options={"width": width},
+        scheduler="step",
+        step_size=max(epochs // 2, 1),
+        test_interval=interval,
+        select="best",
+        lr_grid=lrs,
     )
 
 

@@ -128,3 +128,19 @@ def job_counts(dry_run_text: str) -> dict[str, int]:
         if match.group(1) != "total":
             counts[match.group(1)] = int(match.group(2))
     return counts
+
+
+def toy_split(n: int, seed: int, shape: tuple[int, int, int] = (1, 8, 8)):
+    """A learnable 2-class engine Split: class 0 is bright on the left half, class 1 on
+    the right half, plus noise."""
+    import torch
+
+    from ddrank_steps.engine import Split
+
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    images = 0.3 * torch.randn(n, *shape, generator=g)
+    half = shape[-1] // 2
+    images[labels == 0, :, :, :half] += 1.0
+    images[labels == 1, :, :, half:] += 1.0
+    return Split(images, labels)

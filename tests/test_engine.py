@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
-from helpers import tiny_config, tiny_protocol
+from helpers import tiny_config, tiny_protocol, toy_split
 
 from ddrank_steps import engine
-from ddrank_steps.engine import RunResult, Split, _select_point, eval_epochs, select_lr
+from ddrank_steps.engine import RunResult, _select_point, eval_epochs, select_lr
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.optim import make_optimizer, make_scheduler
 
@@ -19,16 +19,6 @@ SHAPE = (1, 8, 8)
 
 def protocol(**changes) -> dict:
     return tiny_protocol("grid", **changes)
-
-
-def toy_split(n: int, seed: int) -> Split:
-    """Class 0 is bright on the left half, class 1 on the right half, plus noise."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % 2
-    images = 0.3 * torch.randn(n, *SHAPE, generator=g)
-    images[labels == 0, :, :, :4] += 1.0
-    images[labels == 1, :, :, 4:] += 1.0
-    return Split(images, labels)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import tiny_protocol
+from helpers import tiny_protocol, toy_split
 from snakemake.utils import validate
 
 from ddrank_steps import engine, precision
@@ -93,15 +93,6 @@ def test_the_job_accepts_what_the_gpu_supports():
 # --- training --------------------------------------------------------------------------------
 
 
-def toy_split(n: int, seed: int) -> Split:
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % 2
-    images = 0.3 * torch.randn(n, *SHAPE, generator=g)
-    images[labels == 0, :, :, :4] += 1.0
-    images[labels == 1, :, :, 4:] += 1.0
-    return Split(images, labels)
-
-
 TRAIN, TEST = toy_split(40, seed=0), toy_split(40, seed=1)
 
 
@@ -116,7 +107,8 @@ def train(arithmetic: str, device: str = "cpu", **changes):
     return engine.train_group(group, p["lr_grid"], show_progress=False)
 
 
-def test_bf16_trains_under_autocast_and_learns_the_toy_problem(monkeypatch):
+def output_dtypes(monkeypatch) -> list[torch.dtype]:
+    """The dtype of every model output from now on (training steps and evaluation)."""
     dtypes = []
     build = engine.build_model
 
@@ -126,21 +118,18 @@ def test_bf16_trains_under_autocast_and_learns_the_toy_problem(monkeypatch):
         return model
 
     monkeypatch.setattr(engine, "build_model", recording_build)
+    return dtypes
+
+
+def test_bf16_trains_under_autocast_and_learns_the_toy_problem(monkeypatch):
+    dtypes = output_dtypes(monkeypatch)
     results, best = train("bf16", epochs=6, lr_grid=[0.05])
     assert set(dtypes) == {torch.bfloat16}  # training steps and evaluation alike
     assert results[best].acc >= 0.9
 
 
 def test_fp32_runs_no_autocast(monkeypatch):
-    dtypes = []
-    build = engine.build_model
-
-    def recording_build(*args, **kwargs):
-        model = build(*args, **kwargs)
-        model.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
-        return model
-
-    monkeypatch.setattr(engine, "build_model", recording_build)
+    dtypes = output_dtypes(monkeypatch)
     train("fp32", epochs=2, lr_grid=[0.05])
     assert set(dtypes) == {torch.float32}
 
