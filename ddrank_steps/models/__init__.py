@@ -112,6 +112,30 @@ def bare_family(
     )
 
 
+def library_family(
+    builder: Callable,
+    options: tuple[str, ...],
+    check_options: Callable,
+    spell_options: Callable,
+    pretrained_classes: Callable,
+) -> Family:
+    """A model library's family (`torchvision:<name>`, `timm:<name>`): the name after the
+    prefix is the architecture, with no depth or norm suffix, and `pretrained` (off unless
+    set) may name weights from the local cache."""
+    return Family(
+        builder=builder,
+        depths=None,
+        default_norm=None,
+        norms=(),
+        options=options,
+        has_depth=False,
+        check_options=check_options,
+        option_defaults={"pretrained": False},
+        spell_options=spell_options,
+        pretrained_classes=pretrained_classes,
+    )
+
+
 def register_family(name: str, family: Family) -> None:
     FAMILIES[name] = family
 

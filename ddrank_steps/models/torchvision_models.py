@@ -249,20 +249,9 @@ def build(spec, channels, num_classes, im_size, pretrained=False) -> nn.Module:
 
 
 def _family():
-    from ddrank_steps.models import Family
+    from ddrank_steps.models import library_family
 
-    return Family(
-        builder=build,
-        depths=None,
-        default_norm=None,
-        norms=(),
-        options=OPTIONS,
-        has_depth=False,
-        check_options=check_options,
-        option_defaults={"pretrained": False},
-        spell_options=spell_options,
-        pretrained_classes=weights_classes,
-    )
+    return library_family(build, OPTIONS, check_options, spell_options, weights_classes)
 
 
 FAMILY = _family()
