@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_protocols import convnet_protocol
 
-from ddrank_steps.engine import RunGroup, Split, resolve_device, train_group
 from ddrank_steps.models import build_model
 from ddrank_steps.seeding import derive_seed
+from ddrank_steps.training.engine import RunGroup, Split, resolve_device, train_group
 
 LRS = [0.001, 0.005, 0.01, 0.05, 0.1]  # the reference's grid
 CLASSES = 10

@@ -4,7 +4,7 @@ DESIGN.md §5 says tiny sets live wholly on the device, with no DataLoader and n
 per-step host synchronisation. This measures what that buys: the same model,
 optimizer, epochs and batch size, trained by
 - baseline: the textbook loop (TensorDataset + DataLoader(shuffle) + .item() per step);
-- engine:   `ddrank_steps.engine.train_one` (whole-tensor indexing, loss kept on device).
+- engine:   `ddrank_steps.training.engine.train_one` (whole-tensor indexing, loss kept on device).
 Both run in this process, one after the other, several times; the ratio of medians is
 printed. Run: `python benchmarks/bench_engine.py [--device cuda] [--ipc 10 50]`.
 """
@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_protocols import convnet_protocol
 
-from ddrank_steps.engine import RunGroup, Split, resolve_device, train_one
 from ddrank_steps.models import build_model
+from ddrank_steps.training.engine import RunGroup, Split, resolve_device, train_one
 
 
 def protocol(epochs: int, batch: int, width: int, shape) -> dict:

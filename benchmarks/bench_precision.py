@@ -1,5 +1,5 @@
 """Benchmark: a run in fp32 against the same run in bf16 (and fp16 on CUDA), and the
-layout and evaluation batch that `ddrank_steps.precision` chooses per device.
+layout and evaluation batch that `ddrank_steps.training.precision` chooses per device.
 
 Three parts, each measured in this one process:
 
@@ -35,11 +35,12 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddrank_steps import engine, metric_registry, precision
-from ddrank_steps.datasets import digits
-from ddrank_steps.engine import RunGroup, Split
+from ddrank_steps import metric_registry
+from ddrank_steps.data.datasets import digits
 from ddrank_steps.models import build_model
-from ddrank_steps.plan import resolve_protocol, run_protocol
+from ddrank_steps.planning.plan import resolve_protocol, run_protocol
+from ddrank_steps.training import engine, precision
+from ddrank_steps.training.engine import RunGroup, Split
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -36,10 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_protocols import convnet_protocol
 
-from ddrank_steps.engine import RunGroup, Split, concurrent_lrs, resolve_device, train_group
 from ddrank_steps.models import build_model
-from ddrank_steps.optim import make_optimizer, make_scheduler
 from ddrank_steps.seeding import derive_seed
+from ddrank_steps.training.engine import (
+    RunGroup,
+    Split,
+    concurrent_lrs,
+    resolve_device,
+    train_group,
+)
+from ddrank_steps.training.optimisers import make_optimizer, make_scheduler
 
 CLASSES = 10
 MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]  # CIFAR-10's

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_engine import time_it  # a sibling script: its folder is on sys.path
 
-from ddrank_steps.artifacts import DatasetMeta
-from ddrank_steps.engine import resolve_device
+from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.models import build_model
+from ddrank_steps.training.engine import resolve_device
 from ddrank_steps.transforms.batches import BatchTransform
 from ddrank_steps.transforms.build import build_transforms
 

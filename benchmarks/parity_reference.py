@@ -2,7 +2,7 @@
 
 The data are scikit-learn's 1,797 handwritten digits (ddrank's stratified 75/25 split),
 upsampled 4x (nearest) to 32x32, copied to three channels, scaled from 0-16 to 0-255 and
-written as CIFAR-10 python pickles, a format both packages read (`ddrank_steps.datasets.
+written as CIFAR-10 python pickles, a format both packages read (`ddrank_steps.data.datasets.
 cifar` and the reference's `get_dataset`, through torchvision's CIFAR10). It measures:
 
 1. Preprocessing: whether both packages turn the pickles into the same normalised tensors.
@@ -57,15 +57,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ddrank_steps import engine, formulas  # noqa: E402
-from ddrank_steps.artifacts import DatasetMeta, normalise  # noqa: E402
-from ddrank_steps.coresets import herding_order  # noqa: E402
-from ddrank_steps.datasets import digits, load_source  # noqa: E402
-from ddrank_steps.datasets.cifar import CIFAR10_FORMAT  # noqa: E402
-from ddrank_steps.engine import RunGroup, Split  # noqa: E402
-from ddrank_steps.io import read_json  # noqa: E402
-from ddrank_steps.plan import run_protocol  # noqa: E402
+from ddrank_steps import formulas  # noqa: E402
+from ddrank_steps.data.coresets import herding_order  # noqa: E402
+from ddrank_steps.data.datasets import digits, load_source  # noqa: E402
+from ddrank_steps.data.datasets.cifar import CIFAR10_FORMAT  # noqa: E402
+from ddrank_steps.data.training_inputs import DatasetMeta, normalise  # noqa: E402
+from ddrank_steps.planning.plan import run_protocol  # noqa: E402
+from ddrank_steps.runtime.atomic_write import read_json  # noqa: E402
 from ddrank_steps.seeding import derive_seed  # noqa: E402
+from ddrank_steps.training import engine  # noqa: E402
+from ddrank_steps.training.engine import RunGroup, Split  # noqa: E402
 
 try:
     import ddranking.metrics.hard_label as reference_hard_label

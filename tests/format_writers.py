@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ddrank_steps.datasets.imagenet import SUBSETS, WNIDS
+from ddrank_steps.data.datasets.imagenet import SUBSETS, WNIDS
 
 
 def code(label: int, j: int) -> tuple[int, int, int]:

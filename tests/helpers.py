@@ -14,8 +14,8 @@ import numpy as np
 import yaml
 from format_writers import write_image
 
-from ddrank_steps import dataset_cache
-from ddrank_steps.plan import run_protocol
+from ddrank_steps.data import dataset_store
+from ddrank_steps.planning.plan import run_protocol
 from ddrank_steps.stages import train
 
 # A 2-block ConvNet of width 4, a few epochs: trains in milliseconds on 8x8 toy images.
@@ -81,7 +81,7 @@ def prepared(tree: Path, out: Path, limit_gb: float) -> tuple[Path, Path, dict]:
         "mean": TREE_MEAN,
         "std": TREE_STD,
     }
-    info = dataset_cache.prepare("tree", settings, str(data), str(meta), workers=0)
+    info = dataset_store.prepare("tree", settings, str(data), str(meta), workers=0)
     return data, meta, info
 
 
@@ -135,7 +135,7 @@ def toy_split(n: int, seed: int, shape: tuple[int, int, int] = (1, 8, 8)):
     the right half, plus noise."""
     import torch
 
-    from ddrank_steps.engine import Split
+    from ddrank_steps.training.engine import Split
 
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % 2

@@ -14,10 +14,10 @@ from helpers import TREE_MEAN, TREE_STD, run_train_stage, tiny_protocol
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from ddrank_steps.artifacts import DatasetMeta
-from ddrank_steps.engine import RunGroup, Split, train_one
+from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.plan import build_plan, protocol_key, run_protocol
+from ddrank_steps.planning.plan import build_plan, protocol_key, run_protocol
+from ddrank_steps.training.engine import RunGroup, Split, train_one
 from ddrank_steps.transforms.batches import BatchTransform, protocol_transforms
 
 REPO = Path(__file__).resolve().parents[1]

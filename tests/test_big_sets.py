@@ -16,13 +16,14 @@ import yaml
 from helpers import dry_run
 from snakemake.utils import validate
 
-from ddrank_steps import distributed, set_size
-from ddrank_steps.datasets import SOURCES
-from ddrank_steps.datasets.cifar import CIFAR10_FORMAT, CIFAR100_FORMAT
-from ddrank_steps.datasets.imagenet import SUBSETS
-from ddrank_steps.datasets.mnist import FASHION_FORMAT, MNIST_FORMAT
+from ddrank_steps.data.datasets import SOURCES
+from ddrank_steps.data.datasets.cifar import CIFAR10_FORMAT, CIFAR100_FORMAT
+from ddrank_steps.data.datasets.imagenet import SUBSETS
+from ddrank_steps.data.datasets.mnist import FASHION_FORMAT, MNIST_FORMAT
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.plan import build_plan
+from ddrank_steps.planning import set_size
+from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.training import distributed
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

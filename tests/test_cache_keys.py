@@ -20,7 +20,7 @@ import yaml
 from snakemake.utils import validate
 
 from ddrank_steps.augment.dsa import DSAParams
-from ddrank_steps.plan import NOT_IN_KEY, build_plan
+from ddrank_steps.planning.plan import NOT_IN_KEY, build_plan
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -240,12 +240,12 @@ def test_changing_a_real_protocol_field_moves_the_real_hard_key(config, field, v
 
 # Modules that run a training job or read its run protocol.
 ENGINE_SIDE = [
-    "ddrank_steps/engine.py",
-    "ddrank_steps/optim.py",
-    "ddrank_steps/losses.py",
-    "ddrank_steps/label_targets.py",
-    "ddrank_steps/teachers.py",
-    "ddrank_steps/streaming.py",
+    "ddrank_steps/training/engine.py",
+    "ddrank_steps/training/optimisers.py",
+    "ddrank_steps/training/losses.py",
+    "ddrank_steps/training/label_targets.py",
+    "ddrank_steps/training/teachers.py",
+    "ddrank_steps/data/streaming.py",
     "ddrank_steps/transforms/batches.py",
     "ddrank_steps/stages/train.py",
     "ddrank_steps/stages/soft_labels.py",

@@ -14,8 +14,8 @@ import torch
 import yaml
 from helpers import dry_run
 
-from ddrank_steps import dataset_cache
-from ddrank_steps.datasets import SOURCES, load_source
+from ddrank_steps.data import dataset_store
+from ddrank_steps.data.datasets import SOURCES, load_source
 from ddrank_steps.errors import ConfigError, InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,7 +203,7 @@ def test_unset_root_is_a_config_error():
 def test_prepare_records_cifar100_own_stats(trees, tmp_path):
     settings = {"source": "CIFAR100", "root": str(trees["root"] / "cifar100")}
     data_out, meta_out = tmp_path / "data.pt", tmp_path / "meta.json"
-    dataset_cache.prepare("c100", settings, str(data_out), str(meta_out))
+    dataset_store.prepare("c100", settings, str(data_out), str(meta_out))
     meta = json.loads(meta_out.read_text())
     assert meta["mean"] == pytest.approx([0.5071, 0.4866, 0.4409])
     assert meta["std"] == pytest.approx([0.2673, 0.2564, 0.2762])

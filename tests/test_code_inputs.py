@@ -1,5 +1,5 @@
-"""The code a job declares as its inputs (ddrank_steps/code_inputs.py) and the digest of the
-code a result records (ddrank_steps/versions.py): an edit reruns the jobs that run the edited
+"""The code a job declares as its inputs (ddrank_steps/planning/code_inputs.py) and the digest of
+the code a result records (ddrank_steps/versions.py): an edit reruns the jobs that run the edited
 file, and only those."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 import yaml
 from helpers import job_counts
 
-from ddrank_steps import code_inputs
-from ddrank_steps.code_inputs import (
+from ddrank_steps.planning import code_inputs
+from ddrank_steps.planning.code_inputs import (
     module_sources,
     soft_labels_sources,
     stage_sources,
@@ -51,7 +51,12 @@ def run_protocol(model: str = "ConvNet-3", augmentation: str = "none", **keys) -
 
 def test_module_sources_of_train_follow_its_imports():
     sources = relative(module_sources("ddrank_steps.stages.train"))
-    assert {"stages/train.py", "engine.py", "teachers.py", "augment/base.py"} <= sources
+    assert {
+        "stages/train.py",
+        "training/engine.py",
+        "training/teachers.py",
+        "augment/base.py",
+    } <= sources
     assert "__init__.py" in sources and "models/__init__.py" in sources
     # the families and augmentations load on first use: a run adds the ones it uses
     assert not sources & (FAMILY_FILES | AUGMENTATION_FILES | {"models/layers.py"})
@@ -150,7 +155,7 @@ def test_code_inputs_import_no_torch():
     """They run while Snakemake builds the DAG, once per job."""
     code = (
         "import sys\n"
-        "from ddrank_steps.code_inputs import soft_labels_sources, train_sources\n"
+        "from ddrank_steps.planning.code_inputs import soft_labels_sources, train_sources\n"
         "train_sources({'model': 'VGG-11', 'augmentation': 'dsa',"
         " 'teachers': [{'model': 'torchvision:resnet18'}]})\n"
         "soft_labels_sources([{'model': 'ResNet-18'}])\n"
@@ -274,7 +279,7 @@ def test_editing_a_model_file_reruns_only_the_jobs_that_build_that_model(tmp_pat
 
 
 def test_a_score_job_runs_its_metric_module_and_the_leaderboard_every_metric():
-    from ddrank_steps.code_inputs import leaderboard_sources, score_sources
+    from ddrank_steps.planning.code_inputs import leaderboard_sources, score_sources
 
     score = {Path(p).relative_to(REPO / "ddrank_steps").as_posix() for p in score_sources("ars")}
     assert {"stages/score.py", "metric_registry/ars.py", "formulas.py"} <= score

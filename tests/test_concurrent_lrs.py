@@ -13,9 +13,9 @@ import torch
 import yaml
 from helpers import tiny_protocol
 
-from ddrank_steps import engine
-from ddrank_steps.artifacts import DatasetMeta
-from ddrank_steps.engine import RunGroup, Split, concurrent_lrs, train_group
+from ddrank_steps.data.training_inputs import DatasetMeta
+from ddrank_steps.training import engine
+from ddrank_steps.training.engine import RunGroup, Split, concurrent_lrs, train_group
 from ddrank_steps.transforms.batches import BatchTransform
 
 pytestmark = pytest.mark.usefixtures("one_thread")

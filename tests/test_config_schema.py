@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ddrank_steps.config_schema import schema_problem
+from ddrank_steps.planning.schema import schema_problem
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -12,14 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ddrank_steps import dataset_cache
-from ddrank_steps.artifacts import DatasetMeta, load_split, load_zca
-from ddrank_steps.datasets import prepare_settings
+from ddrank_steps.data import dataset_store
+from ddrank_steps.data.datasets import prepare_settings
+from ddrank_steps.data.syn_import import import_set
+from ddrank_steps.data.training_inputs import DatasetMeta, load_split, load_zca
+from ddrank_steps.data.zca import fit_zca
 from ddrank_steps.errors import ConfigError, InputError
-from ddrank_steps.io import read_json
+from ddrank_steps.runtime.atomic_write import read_json
 from ddrank_steps.stages import random_subset
-from ddrank_steps.syn_import import import_set
-from ddrank_steps.zca import fit_zca
 
 IPC = 3
 
@@ -33,7 +33,7 @@ def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("zca")
     data, meta_path = out / "data.pt", out / "meta.json"
     settings = {"source": "digits", "val_fraction": 0.2, "zca": True, "zca_eps": 0.1}
-    dataset_cache.prepare("digits", settings, str(data), str(meta_path))
+    dataset_store.prepare("digits", settings, str(data), str(meta_path))
     return data, meta_path, DatasetMeta.load(meta_path)
 
 
@@ -141,7 +141,7 @@ def test_streamed_dataset_with_zca_is_a_config_error(tmp_path):
         "zca": True,
     }
     with pytest.raises(ConfigError, match=r"zca needs a cached dataset.*streamed"):
-        dataset_cache.prepare("tree", settings, str(tmp_path / "d.pt"), str(tmp_path / "m.json"))
+        dataset_store.prepare("tree", settings, str(tmp_path / "d.pt"), str(tmp_path / "m.json"))
 
 
 # --- syn_set -------------------------------------------------------------------------

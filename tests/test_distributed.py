@@ -13,8 +13,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from helpers import tiny_protocol
 
-from ddrank_steps.distributed import shard_order
-from ddrank_steps.engine import Split, evaluate
+from ddrank_steps.training.distributed import shard_order
+from ddrank_steps.training.engine import Split, evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOCOL = tiny_protocol(

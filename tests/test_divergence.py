@@ -10,9 +10,9 @@ import pytest
 import torch
 from helpers import tiny_protocol
 
-from ddrank_steps import engine
-from ddrank_steps.engine import Split
 from ddrank_steps.stages import leaderboard, score
+from ddrank_steps.training import engine
+from ddrank_steps.training.engine import Split
 
 SHAPE = (1, 8, 8)
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,10 +9,10 @@ import pytest
 import torch
 from helpers import tiny_config, tiny_protocol, toy_split
 
-from ddrank_steps import engine
-from ddrank_steps.engine import RunResult, _select_point, eval_epochs, select_lr
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.optim import make_optimizer, make_scheduler
+from ddrank_steps.training import engine
+from ddrank_steps.training.engine import RunResult, _select_point, eval_epochs, select_lr
+from ddrank_steps.training.optimisers import make_optimizer, make_scheduler
 
 SHAPE = (1, 8, 8)
 

@@ -23,7 +23,7 @@ import torch
 import yaml
 from helpers import job_counts
 
-from ddrank_steps.io import unwritable_reason
+from ddrank_steps.runtime.atomic_write import unwritable_reason
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"

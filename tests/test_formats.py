@@ -28,12 +28,12 @@ from format_writers import (
     write_tiny,
 )
 
-from ddrank_steps import dataset_cache
-from ddrank_steps.datasets import SOURCES, FileSplit, check_settings, load_source
-from ddrank_steps.datasets.imagenet import SUBSETS, WNIDS
+from ddrank_steps.data import dataset_store
+from ddrank_steps.data.datasets import SOURCES, FileSplit, check_settings, load_source
+from ddrank_steps.data.datasets.imagenet import SUBSETS, WNIDS
+from ddrank_steps.data.image_files import decode
 from ddrank_steps.errors import ConfigError, InputError
-from ddrank_steps.image_files import decode
-from ddrank_steps.plan import check_datasets
+from ddrank_steps.planning.plan import check_datasets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -343,7 +343,7 @@ def test_prepare_caches_a_small_image_tree_as_uint8_with_its_files(tmp_path):
     root = write_folder_tree(tmp_path / "tree")
     data, meta_path = tmp_path / "data.pt", tmp_path / "meta.json"
     settings = {"source": "ImageFolder", "root": str(root), "image_size": 8}
-    meta = dataset_cache.prepare("tree", settings, str(data), str(meta_path))
+    meta = dataset_store.prepare("tree", settings, str(data), str(meta_path))
     assert meta["storage"] == "cached" and meta["stats_from"] == "train split"
     assert (meta["channels"], meta["height"], meta["width"]) == (3, 8, 8)
     assert meta["classes"] == ["ant", "cat", "dog"] and meta["sizes"] == {"train": 9, "test": 6}
@@ -358,7 +358,7 @@ def test_resize_and_crop_is_torchvision_resize_then_centre_crop():
     import torchvision.transforms.functional as F
     from PIL import Image
 
-    from ddrank_steps.image_files import resize_and_crop
+    from ddrank_steps.data.image_files import resize_and_crop
 
     rng = np.random.default_rng(0)
     for w, h, size in ((37, 23, 16), (20, 41, 9), (64, 64, 32), (13, 30, 13)):

@@ -1,7 +1,7 @@
 """The workstation GPU lease: concurrent jobs get disjoint devices, a job waits for a
 free one, a killed job frees its devices, and SLURM or a user's choice pass through.
 
-Every lease runs as its own process (`python -m ddrank_steps.gpu_lease`), as under
+Every lease runs as its own process (`python -m ddrank_steps.runtime.gpu_lease`), as under
 Snakemake, on a fake machine whose devices are DDRANK_GPUS, with its own lock dir.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ddrank_steps import gpu_lease
+from ddrank_steps.runtime import gpu_lease
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,15 @@ def machine(tmp_path):
 
 
 def start(tmp_path: Path, env: dict, name: str, gpus: int = 1, *opts: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "ddrank_steps.gpu_lease", "--gpus", str(gpus), "--poll", "0.05"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ddrank_steps.runtime.gpu_lease",
+        "--gpus",
+        str(gpus),
+        "--poll",
+        "0.05",
+    ]
     cmd += [*opts, "--", sys.executable, str(tmp_path / "job.py"), str(tmp_path / name)]
     return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
 
@@ -155,7 +163,7 @@ def test_counts_devices_with_nvidia_smi(tmp_path, monkeypatch):
 
 def test_command_line_needs_a_command(tmp_path, machine):
     proc = subprocess.run(
-        [sys.executable, "-m", "ddrank_steps.gpu_lease", "--gpus", "1"],
+        [sys.executable, "-m", "ddrank_steps.runtime.gpu_lease", "--gpus", "1"],
         env=machine,
         capture_output=True,
         text=True,
@@ -298,7 +306,7 @@ def test_a_request_that_cannot_be_met_is_a_one_line_error(
     tmp_path, machine, args, env_slots, message
 ):
     proc = subprocess.run(
-        [sys.executable, "-m", "ddrank_steps.gpu_lease", *args, "--", "true"],
+        [sys.executable, "-m", "ddrank_steps.runtime.gpu_lease", *args, "--", "true"],
         env={**machine, "DDRANK_JOBS_PER_GPU": env_slots},
         capture_output=True,
         text=True,

@@ -17,12 +17,12 @@ from format_writers import write_image
 from PIL import Image
 from test_cifar import write_cifar10
 
-from ddrank_steps import dataset_cache
-from ddrank_steps.artifacts import DatasetMeta
+from ddrank_steps.data import dataset_store
+from ddrank_steps.data.png_folder import read_png_folder, write_png_folder
+from ddrank_steps.data.syn_import import import_set, read_image_folder
+from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.errors import InputError
-from ddrank_steps.png_folder import read_png_folder, write_png_folder
 from ddrank_steps.stages import random_subset
-from ddrank_steps.syn_import import import_set, read_image_folder
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -152,7 +152,7 @@ def cifar(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("cifar")
     write_cifar10(root / "cifar10")
     data, meta = root / "data.pt", root / "meta.json"
-    dataset_cache.prepare(
+    dataset_store.prepare(
         "cifar10", {"source": "CIFAR10", "root": str(root / "cifar10")}, str(data), str(meta)
     )
     return {"root": root, "data": data, "meta": meta}

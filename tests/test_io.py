@@ -8,8 +8,8 @@ import stat
 import pytest
 import torch
 
-from ddrank_steps.io import atomic_dir, save_torch, write_json, write_text
-from ddrank_steps.png_folder import write_png_folder
+from ddrank_steps.data.png_folder import write_png_folder
+from ddrank_steps.runtime.atomic_write import atomic_dir, save_torch, write_json, write_text
 
 
 @pytest.fixture

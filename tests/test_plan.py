@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.plan import build_plan, protocol_key, run_protocol
+from ddrank_steps.planning.plan import build_plan, protocol_key, run_protocol
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")

@@ -15,10 +15,10 @@ import torch
 import yaml
 from snakemake.utils import validate
 
-from ddrank_steps import plan_cache
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.plan import build_plan
-from ddrank_steps.plan_cache import CACHE_FILE, cached_plan, plan_key
+from ddrank_steps.planning import stored_plan
+from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.planning.stored_plan import CACHE_FILE, cached_plan, plan_key
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -166,8 +166,8 @@ def test_a_plan_with_pretrained_weights_is_not_stored(demo):
     config["protocols"]["digits-kd"]["teacher_model_names"] = [
         {"model": "resnet18", "model_options": {"pretrained": True}}
     ]
-    assert not plan_cache.cacheable(config)
-    assert plan_cache.cacheable(demo)
+    assert not stored_plan.cacheable(config)
+    assert stored_plan.cacheable(demo)
 
 
 def test_a_dataset_root_change_two_levels_down_changes_the_key(demo, tmp_path):
@@ -194,12 +194,12 @@ def test_a_teacher_checkpoint_appearing_changes_the_key(demo, tmp_path):
 
 def test_a_source_change_changes_the_digest(tmp_path, monkeypatch):
     package = tmp_path / "ddrank_steps"
-    shutil.copytree(plan_cache.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(plan_cache, "PACKAGE_DIR", package)
-    before = plan_cache.source_digest()
+    shutil.copytree(stored_plan.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(stored_plan, "PACKAGE_DIR", package)
+    before = stored_plan.source_digest()
     with (package / "formulas.py").open("a") as f:
         f.write("\n# an edit\n")
-    assert plan_cache.source_digest() != before
+    assert stored_plan.source_digest() != before
 
 
 # Runs `snakemake` in this interpreter and says, as it exits, whether torch was imported.

@@ -13,10 +13,10 @@ import yaml
 from helpers import tiny_protocol, toy_split
 from snakemake.utils import validate
 
-from ddrank_steps import engine, precision
-from ddrank_steps.engine import RunResult, Split, select_lr
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.plan import build_plan
+from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.training import engine, precision
+from ddrank_steps.training.engine import RunResult, Split, select_lr
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"

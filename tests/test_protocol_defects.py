@@ -14,9 +14,9 @@ import yaml
 from helpers import tiny_protocol
 from snakemake.utils import validate
 
-from ddrank_steps import engine
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.plan import build_plan
+from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.training import engine
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")

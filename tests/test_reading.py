@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
+from ddrank_steps.data.training_inputs import DatasetMeta, load_set, load_split
 from ddrank_steps.errors import InputError
-from ddrank_steps.reading import load_torch, read_cached_json
+from ddrank_steps.runtime.checked_read import load_torch, read_cached_json
 
 
 class NotPlainData:

@@ -19,7 +19,7 @@ import torch
 import yaml
 from test_cifar import write_cifar10
 
-from ddrank_steps.config import Config
+from ddrank_steps.api.config import Config
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.metrics import (
     AugmentationRobustScore,
@@ -221,7 +221,7 @@ def test_a_second_set_trains_only_its_own_syn_runs(data, work, tmp_path):
 
 
 def import_config(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "ddrank_steps.command", "import-config", *args]
+    cmd = [sys.executable, "-m", "ddrank_steps.api.ddrank_command", "import-config", *args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
 
 
@@ -274,7 +274,7 @@ def test_the_api_and_snakemake_configfile_give_identical_scores(data, work, tmp_
 
 
 def test_every_documented_config_key_is_mapped_or_refused(tmp_path, data):
-    from ddrank_steps.reference_config import DEFAULTS
+    from ddrank_steps.api.translate import DEFAULTS
 
     for metric, keys in DEFAULTS.items():
         path = tmp_path / f"{metric}.yaml"

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from ddrank_steps import metric_registry, paired, paths
-from ddrank_steps.figures import save
-from ddrank_steps.io import write_json
-from ddrank_steps.run_plots import run_curves
-from ddrank_steps.score_files import read_score
+from ddrank_steps import metric_registry, paths
+from ddrank_steps.reporting import paired
+from ddrank_steps.reporting.figure_output import save
+from ddrank_steps.reporting.run_figures import run_curves
+from ddrank_steps.reporting.score_records import read_score
+from ddrank_steps.runtime.atomic_write import write_json
 from ddrank_steps.stages import leaderboard, report
 from ddrank_steps.stages.score import summarise
 
@@ -211,7 +212,7 @@ def test_run_curves_with_a_diverged_lr_and_a_run_file_without_curves(tmp_path):
 
 
 def test_group_and_terms_figures_of_one_method_with_one_round(tmp_path):
-    from ddrank_steps.score_plots import group_scores, score_terms
+    from ddrank_steps.reporting.score_figures import group_scores, score_terms
 
     s = read_score(score_file(tmp_path, "alone", [0.8]))
     save(group_scores(s.group, [s]), paths.figure_files(str(tmp_path / "g")))
@@ -221,8 +222,8 @@ def test_group_and_terms_figures_of_one_method_with_one_round(tmp_path):
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_gallery_of_one_and_three_channel_sets(tmp_path, channels):
-    from ddrank_steps.artifacts import DatasetMeta
-    from ddrank_steps.gallery import gallery_figure, to_pixels
+    from ddrank_steps.data.training_inputs import DatasetMeta
+    from ddrank_steps.reporting.gallery_figure import gallery_figure, to_pixels
 
     meta = DatasetMeta(
         "toy", 3, channels, 6, 6, [0.5] * channels, [0.25] * channels, 255.0, ["a", "b", "c"]
@@ -239,9 +240,9 @@ def test_gallery_of_one_and_three_channel_sets(tmp_path, channels):
 
 
 def test_gallery_undoes_zca_whitening():
-    from ddrank_steps.artifacts import DatasetMeta
-    from ddrank_steps.gallery import to_pixels
-    from ddrank_steps.zca import fit_zca
+    from ddrank_steps.data.training_inputs import DatasetMeta
+    from ddrank_steps.data.zca import fit_zca
+    from ddrank_steps.reporting.gallery_figure import to_pixels
 
     meta = DatasetMeta(
         "toy", 2, 1, 4, 4, [0.0], [1.0], 255.0, ["a", "b"], zca=True, zca_input="pixels"
@@ -255,7 +256,7 @@ def test_gallery_undoes_zca_whitening():
 
 
 def test_report_embeds_every_figure_as_svg_without_fetching_anything(tmp_path, monkeypatch):
-    from ddrank_steps.score_plots import group_scores, score_terms
+    from ddrank_steps.reporting.score_figures import group_scores, score_terms
 
     monkeypatch.chdir(tmp_path)
     files = [score_file(Path("."), m, v) for m, v in (("a", [0.9, 0.92]), ("b", [0.8, 0.81]))]

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from ddrank_steps import coresets, dataset_cache
-from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
+from ddrank_steps.data import coresets, dataset_store
+from ddrank_steps.data.set_files import draw_per_class
+from ddrank_steps.data.training_inputs import DatasetMeta, load_set, load_split
 from ddrank_steps.errors import InputError
 from ddrank_steps.seeding import derive_seed, rdm_subset_seed, reference_set_seed, round_seeds
-from ddrank_steps.sets import draw_per_class
 from ddrank_steps.stages import random_subset, reference_set
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +135,7 @@ def test_herding_order_matches_hand_worked_greedy_choice():
 def digits(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits")
     data, meta = out / "data.pt", out / "meta.json"
-    dataset_cache.prepare("digits", {"source": "digits"}, str(data), str(meta))
+    dataset_store.prepare("digits", {"source": "digits"}, str(data), str(meta))
     return data, meta
 
 
@@ -181,7 +181,7 @@ def test_prepare_digits_without_val_fraction_has_no_val_split(digits):
 
 def test_prepare_digits_with_val_fraction_holds_out_a_val_split(tmp_path):
     data, meta_path = tmp_path / "data.pt", tmp_path / "meta.json"
-    meta = dataset_cache.prepare(
+    meta = dataset_store.prepare(
         "digits", {"source": "digits", "val_fraction": 0.1}, str(data), str(meta_path)
     )
     sizes = meta["sizes"]

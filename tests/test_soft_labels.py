@@ -14,14 +14,20 @@ import yaml
 from helpers import dry_run, tiny_protocol
 from snakemake.utils import validate
 
-from ddrank_steps import engine
-from ddrank_steps.engine import LabelRecipe, RunGroup, Split, train_one
 from ddrank_steps.errors import ConfigError, InputError
-from ddrank_steps.label_targets import soft_targets
-from ddrank_steps.losses import kl_loss, make_soft_loss, mse_gt_loss, resolve_kwargs, sce_loss
 from ddrank_steps.models import build_model
-from ddrank_steps.plan import build_plan
-from ddrank_steps.teachers import Ensemble, extract_state_dict, load_teacher
+from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.training import engine
+from ddrank_steps.training.engine import LabelRecipe, RunGroup, Split, train_one
+from ddrank_steps.training.label_targets import soft_targets
+from ddrank_steps.training.losses import (
+    kl_loss,
+    make_soft_loss,
+    mse_gt_loss,
+    resolve_kwargs,
+    sce_loss,
+)
+from ddrank_steps.training.teachers import Ensemble, extract_state_dict, load_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -420,7 +426,7 @@ def test_hard_labels_alone_leave_mode_s_to_the_teachers(config, tmp_path):
 def test_soft_labels_stage_writes_teacher_logits(tmp_path):
     import json
 
-    from ddrank_steps.teachers import save_checkpoint
+    from ddrank_steps.training.teachers import save_checkpoint
 
     net = small_net()
     save_checkpoint(str(tmp_path / "t.pt"), net.state_dict(), {"model": "ConvNet-2"}, {})

@@ -7,11 +7,11 @@ import pytest
 import torch
 from helpers import TREE_CLASSES, run_train_stage, tiny_protocol
 
-from ddrank_steps import dataset_cache
-from ddrank_steps.artifacts import DatasetMeta, load_split
+from ddrank_steps.data import dataset_store
+from ddrank_steps.data.streaming import StreamedImages, is_streamed
+from ddrank_steps.data.training_inputs import DatasetMeta, load_split
 from ddrank_steps.errors import InputError
 from ddrank_steps.stages import random_subset
-from ddrank_steps.streaming import StreamedImages, is_streamed
 
 
 def test_prepare_streams_above_the_cache_limit(both):
@@ -38,8 +38,8 @@ def test_streamed_split_decodes_the_cached_values(both):
 
 def test_streamed_stats_come_from_a_train_sample_when_not_given(tree, tmp_path):
     settings = {"source": "ImageFolder", "root": str(tree), "image_size": 8, "cache_limit_gb": 0}
-    info = dataset_cache.prepare("tree", settings, str(tmp_path / "d.pt"), str(tmp_path / "m.json"))
-    cached = dataset_cache.prepare(
+    info = dataset_store.prepare("tree", settings, str(tmp_path / "d.pt"), str(tmp_path / "m.json"))
+    cached = dataset_store.prepare(
         "tree", {**settings, "cache_limit_gb": 2}, str(tmp_path / "c.pt"), str(tmp_path / "c.json")
     )
     assert info["stats_from"] == "train sample (24 images)"

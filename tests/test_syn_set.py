@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddrank_steps.artifacts import DatasetMeta
+from ddrank_steps.data.syn_import import import_set, read_images, resolve_labels, resolve_lr
+from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.errors import InputError
-from ddrank_steps.syn_import import import_set, read_images, resolve_labels, resolve_lr
 
 REPO = Path(__file__).resolve().parents[1]
 META = DatasetMeta(

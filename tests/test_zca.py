@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from ddrank_steps.zca import (
+from ddrank_steps.data.zca import (
     ZCA,
     fit_zca,
     looks_whitened,

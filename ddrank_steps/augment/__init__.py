@@ -6,11 +6,11 @@ batch's device, and returns the augmented batch plus an optional `Mix` telling t
 to mix the labels to match (`mixed_loss` applies it).
 
 ZCA whitening is not a batch augmentation here: it is a dataset-level transform fitted once on
-the real train split (ddrank_steps/zca.py). The reference's per-batch `zca` aug re-fits on every
-batch, where the covariance of a batch much smaller than the pixel count is singular.
+the real train split (ddrank_steps/data/zca.py). The reference's per-batch `zca` aug re-fits on
+every batch, where the covariance of a batch much smaller than the pixel count is singular.
 
 The built-in augmentations' modules are imported on first use (`AUGMENTATION_CLASSES`,
-through importlib), so a training job's code inputs (ddrank_steps/code_inputs.py) name only
+through importlib), so a training job's code inputs (ddrank_steps/planning/code_inputs.py) name only
 the augmentation its protocol uses.
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ddrank_steps import formulas
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.metric_registry import Metric
-from ddrank_steps.protocol_variants import hard_version, naug_version
+from ddrank_steps.metric_registry._variants import hard_version, naug_version
 
 
 def plan_terms(plan, request) -> dict:

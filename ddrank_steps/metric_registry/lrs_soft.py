@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.metric_registry._lrs import lrs_metric
-from ddrank_steps.protocol_variants import hard_version
+from ddrank_steps.metric_registry._variants import hard_version
 
 
 def plan_terms(plan, request) -> dict:

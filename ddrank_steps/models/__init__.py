@@ -22,7 +22,7 @@ equals the reference's for the same name (tests/test_models_zoo.py has the table
 
 The family modules are imported only when a name of their family is parsed, checked or
 built (`FAMILY_MODULES`, through importlib): importing this package stays torch-free, and a
-job's code inputs (ddrank_steps/code_inputs.py) name only the family its model belongs to.
+job's code inputs (ddrank_steps/planning/code_inputs.py) name only the family its model belongs to.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def _may_be_bare_torchvision_name(name: str) -> bool:
 def family_module(name: str) -> str | None:
     """The module of the built-in family of model `name` (`ddrank_steps.models.vgg` for
     `VGG-11`), without importing it; None for a name of no built-in family. Torch-free, for
-    the code inputs of a job (ddrank_steps/code_inputs.py)."""
+    the code inputs of a job (ddrank_steps/planning/code_inputs.py)."""
     name = str(name)
     family_name = _prefixed_family(name)
     if family_name is None:

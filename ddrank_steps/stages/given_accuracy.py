@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ddrank_steps import cli
-from ddrank_steps.io import write_json
+from ddrank_steps import stage_cli
+from ddrank_steps.runtime.atomic_write import write_json
 
 log = logging.getLogger("ddrank.given_accuracy")
 
@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--protocol", required=True, type=cli.json_arg)
+    p.add_argument("--protocol", required=True, type=stage_cli.json_arg)
     p.add_argument("--protocol-key", required=True)
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--out", required=True)
@@ -50,4 +50,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

@@ -11,7 +11,7 @@ Methods are ranked within groups: the same dataset, IPC, metric and protocol
 (`{metric}_group`, e.g. `digits/ipc10/lrs_hard/digits-dsa`), by the metric's headline
 quantity (`{metric}_rank`). Each adjacent pair is compared over the rounds, paired by
 seed (`{metric}_vs_next_*`: the mean difference of the headline to the next rank, its
-sample std, 95 % interval, t-test p and rounds; `ddrank_steps.paired`), and
+sample std, 95 % interval, t-test p and rounds; `ddrank_steps.reporting.paired`), and
 `{metric}_tied_with` lists the adjacent ranks the rounds do not separate from this one.
 `group`, `rank` and `tied_with` repeat those of the row's lead metric, the
 highest-ranked metric it has in the registry (LRS-hard, then LRS-soft, ARS, accuracy);
@@ -25,10 +25,10 @@ import logging
 
 import pandas as pd
 
-from ddrank_steps import cli, metric_registry
-from ddrank_steps.io import atomic_path
-from ddrank_steps.score_files import Score, read_score
-from ddrank_steps.standings import Standing, rank_groups
+from ddrank_steps import metric_registry, stage_cli
+from ddrank_steps.reporting.score_records import Score, read_score
+from ddrank_steps.reporting.standings import Standing, rank_groups
+from ddrank_steps.runtime.atomic_write import atomic_path
 
 log = logging.getLogger("ddrank.leaderboard")
 LEAD_COLUMNS = ("group", "rank", "tied_with", "method", "dataset", "ipc")
@@ -132,4 +132,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

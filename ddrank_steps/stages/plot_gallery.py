@@ -8,9 +8,10 @@ import logging
 
 import torch
 
-from ddrank_steps import cli, figures
-from ddrank_steps.artifacts import DatasetMeta, load_zca
-from ddrank_steps.gallery import gallery_figure
+from ddrank_steps import stage_cli
+from ddrank_steps.data.training_inputs import DatasetMeta, load_zca
+from ddrank_steps.reporting import figure_output
+from ddrank_steps.reporting.gallery_figure import gallery_figure
 
 log = logging.getLogger("ddrank.plot_gallery")
 
@@ -25,7 +26,7 @@ def main(args: argparse.Namespace) -> None:
         ),
     }
     title = f"{meta.name} · {args.method} beside a random subset of the same IPC"
-    figures.save(gallery_figure(panels, meta, zca, title), figures.output_files(args))
+    figure_output.save(gallery_figure(panels, meta, zca, title), figure_output.output_files(args))
     log.info("%s -> %s", args.method, args.svg)
 
 
@@ -37,9 +38,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rdm-seed", required=True, type=int)
     p.add_argument("--meta", required=True)
     p.add_argument("--data", default=None, help="the prepared dataset (its ZCA fit), with zca")
-    figures.add_output_args(p)
+    figure_output.add_output_args(p)
     return p
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ddrank_steps import cli, figures, score_plots
-from ddrank_steps.score_files import Group, read_score
+from ddrank_steps import stage_cli
+from ddrank_steps.reporting import figure_output, score_figures
+from ddrank_steps.reporting.score_records import Group, read_score
 
 log = logging.getLogger("ddrank.plot_group")
 
@@ -19,7 +20,7 @@ log = logging.getLogger("ddrank.plot_group")
 def main(args: argparse.Namespace) -> None:
     group = Group(args.dataset, args.ipc, args.metric, args.protocol_name)
     scores = [read_score(path) for path in args.scores]
-    figures.save(score_plots.group_scores(group, scores), figures.output_files(args))
+    figure_output.save(score_figures.group_scores(group, scores), figure_output.output_files(args))
     log.info("%s: %d method(s) -> %s", group.label, len(scores), args.svg)
 
 
@@ -29,10 +30,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ipc", required=True, type=int)
     p.add_argument("--metric", required=True)
     p.add_argument("--protocol-name", required=True)
-    figures.add_output_args(p)
+    figure_output.add_output_args(p)
     p.add_argument("scores", nargs="+", help="the group's score files")
     return p
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

@@ -8,7 +8,8 @@ import json
 import logging
 from pathlib import Path
 
-from ddrank_steps import cli, figures, run_plots
+from ddrank_steps import stage_cli
+from ddrank_steps.reporting import figure_output, run_figures
 
 log = logging.getLogger("ddrank.plot_run")
 
@@ -19,9 +20,9 @@ def main(args: argparse.Namespace) -> None:
     except (OSError, ValueError) as exc:
         log.warning("%s: unreadable (%s)", args.run, exc)
         run = {}
-    figures.save(
-        run_plots.run_curves(run if isinstance(run, dict) else {}, args.run),
-        figures.output_files(args),
+    figure_output.save(
+        run_figures.run_curves(run if isinstance(run, dict) else {}, args.run),
+        figure_output.output_files(args),
     )
     log.info("%s -> %s", args.run, args.svg)
 
@@ -29,9 +30,9 @@ def main(args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--run", required=True, help="a run file (results/runs/...)")
-    figures.add_output_args(p)
+    figure_output.add_output_args(p)
     return p
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ddrank_steps import cli, figures, score_plots
-from ddrank_steps.score_files import read_score
+from ddrank_steps import stage_cli
+from ddrank_steps.reporting import figure_output, score_figures
+from ddrank_steps.reporting.score_records import read_score
 
 log = logging.getLogger("ddrank.plot_terms")
 
@@ -18,16 +19,16 @@ def main(args: argparse.Namespace) -> None:
     score = read_score(args.score)
     for what in score.missing:
         log.warning("%s: missing %s", args.score, what)
-    figures.save(score_plots.score_terms(score), figures.output_files(args))
+    figure_output.save(score_figures.score_terms(score), figure_output.output_files(args))
     log.info("%s %s -> %s", score.method, score.metric, args.svg)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--score", required=True)
-    figures.add_output_args(p)
+    figure_output.add_output_args(p)
     return p
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ddrank_steps import cli
-from ddrank_steps.artifacts import (
+from ddrank_steps import stage_cli
+from ddrank_steps.data.png_folder import write_png_folder
+from ddrank_steps.data.set_files import draw_per_class, make_set
+from ddrank_steps.data.training_inputs import (
     DatasetMeta,
     load_labels,
     load_pixels,
@@ -26,10 +28,8 @@ from ddrank_steps.artifacts import (
     source_files,
     to_training_space,
 )
-from ddrank_steps.io import save_torch, write_json
-from ddrank_steps.png_folder import write_png_folder
+from ddrank_steps.runtime.atomic_write import save_torch, write_json
 from ddrank_steps.seeding import rdm_subset_seed
-from ddrank_steps.sets import draw_per_class, make_set
 
 log = logging.getLogger("ddrank.random_subset")
 
@@ -79,4 +79,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

@@ -2,7 +2,7 @@
 
 `--kind` is `random` (an independent random real subset), `herding` (per class, the real
 images whose running mean tracks the class mean) or `kmeans` (per class, the k-means
-centroids): `ddrank_steps.coresets` builds them. They give the leaderboard something to
+centroids): `ddrank_steps.data.coresets` builds them. They give the leaderboard something to
 rank, and are then scored like a method's syn set.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ddrank_steps import cli
-from ddrank_steps.artifacts import DatasetMeta, load_split
-from ddrank_steps.coresets import KINDS, build
-from ddrank_steps.io import save_torch
+from ddrank_steps import stage_cli
+from ddrank_steps.data.coresets import KINDS, build
+from ddrank_steps.data.training_inputs import DatasetMeta, load_split
+from ddrank_steps.runtime.atomic_write import save_torch
 from ddrank_steps.seeding import reference_set_seed
 
 log = logging.getLogger("ddrank.reference_set")
@@ -42,4 +42,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

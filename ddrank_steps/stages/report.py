@@ -1,5 +1,5 @@
 """Stage report: `results/report.html`, one self-contained page (see
-`ddrank_steps.report_html`) from the leaderboard, the score files and the figures the
+`ddrank_steps.reporting.html_page`) from the leaderboard, the score files and the figures the
 plot stages drew (found through `ddrank_steps.paths`).
 
 It never fails on what an older or partial result lacks: the page says what is missing.
@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ddrank_steps import cli, paths, report_html
-from ddrank_steps.io import write_text
-from ddrank_steps.score_files import read_score
-from ddrank_steps.standings import rank_groups
+from ddrank_steps import paths, stage_cli
+from ddrank_steps.reporting import html_page
+from ddrank_steps.reporting.score_records import read_score
+from ddrank_steps.reporting.standings import rank_groups
+from ddrank_steps.runtime.atomic_write import write_text
 
 log = logging.getLogger("ddrank.report")
 
@@ -34,7 +35,7 @@ def main(args: argparse.Namespace) -> None:
         s.method: paths.GALLERY_FIGURE.format(dataset=s.dataset, method=s.method) for s in scores
     }
     base = Path(args.out).parent
-    write_text(args.out, report_html.page(groups, table, galleries, base, notes))
+    write_text(args.out, html_page.page(groups, table, galleries, base, notes))
     for note in notes:
         log.warning("%s", note)
     log.info("report of %d group(s) -> %s", len(groups), args.out)
@@ -49,4 +50,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ddrank_steps import cli, formulas, metric_registry
+from ddrank_steps import formulas, metric_registry, stage_cli
 from ddrank_steps.errors import InputError
-from ddrank_steps.io import write_json
 from ddrank_steps.metric_registry import Metric
-from ddrank_steps.reading import read_cached_json, rebuild_fix
+from ddrank_steps.runtime.atomic_write import write_json
+from ddrank_steps.runtime.checked_read import read_cached_json, rebuild_fix
 from ddrank_steps.versions import software_versions
 
 log = logging.getLogger("ddrank.score")
@@ -126,10 +126,12 @@ def main(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--spec", required=True, type=cli.json_arg, help="the score's plan, as JSON")
+    p.add_argument(
+        "--spec", required=True, type=stage_cli.json_arg, help="the score's plan, as JSON"
+    )
     p.add_argument("--out", required=True)
     return p
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

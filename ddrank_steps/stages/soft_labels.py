@@ -12,11 +12,11 @@ import logging
 
 import torch
 
-from ddrank_steps import cli
-from ddrank_steps.artifacts import DatasetMeta, load_set
-from ddrank_steps.engine import resolve_device
-from ddrank_steps.io import save_torch
-from ddrank_steps.teachers import ensemble_logits, load_ensemble
+from ddrank_steps import stage_cli
+from ddrank_steps.data.training_inputs import DatasetMeta, load_set
+from ddrank_steps.runtime.atomic_write import save_torch
+from ddrank_steps.training.engine import resolve_device
+from ddrank_steps.training.teachers import ensemble_logits, load_ensemble
 
 log = logging.getLogger("ddrank.soft_labels")
 
@@ -43,7 +43,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--set", required=True)
     p.add_argument("--meta", required=True)
-    p.add_argument("--teachers", required=True, type=cli.json_arg, help="teacher specs (JSON)")
+    p.add_argument(
+        "--teachers", required=True, type=stage_cli.json_arg, help="teacher specs (JSON)"
+    )
     p.add_argument("--teacher", action="append", default=[], help="checkpoint, one per spec")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
@@ -53,4 +55,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

@@ -4,7 +4,7 @@ Everything that can be wrong with a user's files is caught here, before any trai
 with one error naming the file, the field and what was expected. The images are a `.pt`
 tensor (float in the dataset's normalised space, or uint8 pixels) or dict, or a folder
 with one subfolder per class; labels, soft labels and the lr are optional. What is
-accepted and checked: `ddrank_steps.syn_import`. For a dataset with `zca`, `--data`
+accepted and checked: `ddrank_steps.data.syn_import`. For a dataset with `zca`, `--data`
 gives the ZCA fit that the set is checked against (not for `--reference-set`).
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ddrank_steps import cli
-from ddrank_steps.artifacts import DatasetMeta, load_zca
+from ddrank_steps import stage_cli
+from ddrank_steps.data.syn_import import import_set
+from ddrank_steps.data.training_inputs import DatasetMeta, load_zca
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.io import save_torch
-from ddrank_steps.syn_import import import_set
+from ddrank_steps.runtime.atomic_write import save_torch
 
 log = logging.getLogger("ddrank.syn_set")
 
@@ -71,4 +71,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

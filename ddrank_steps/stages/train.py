@@ -20,9 +20,13 @@ import logging
 
 import torch
 
-from ddrank_steps import cli, distributed, precision, streaming
-from ddrank_steps.artifacts import DatasetMeta, load_set, load_split
-from ddrank_steps.engine import (
+from ddrank_steps import stage_cli
+from ddrank_steps.data import streaming
+from ddrank_steps.data.training_inputs import DatasetMeta, load_set, load_split
+from ddrank_steps.errors import ConfigError, InputError
+from ddrank_steps.runtime.atomic_write import write_json
+from ddrank_steps.training import distributed, precision
+from ddrank_steps.training.engine import (
     CONCURRENT_LRS,
     RunGroup,
     RunResult,
@@ -31,10 +35,8 @@ from ddrank_steps.engine import (
     resolve_device,
     train_group,
 )
-from ddrank_steps.errors import ConfigError, InputError
-from ddrank_steps.io import write_json
-from ddrank_steps.label_targets import soft_targets, teacher_ensemble
-from ddrank_steps.teachers import save_checkpoint
+from ddrank_steps.training.label_targets import soft_targets, teacher_ensemble
+from ddrank_steps.training.teachers import save_checkpoint
 from ddrank_steps.transforms.batches import BatchTransform, protocol_transforms
 from ddrank_steps.versions import software_versions
 
@@ -221,7 +223,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--real", action="store_true", help="train on the real train split")
     p.add_argument("--data", required=True, help="prepared dataset data.pt (test/val splits)")
     p.add_argument("--meta", required=True)
-    p.add_argument("--protocol", required=True, type=cli.json_arg, help="run protocol as JSON")
+    p.add_argument(
+        "--protocol", required=True, type=stage_cli.json_arg, help="run protocol as JSON"
+    )
     p.add_argument("--protocol-key", default="", help="the protocol's cache key, recorded")
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--device", default="auto")
@@ -245,4 +249,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    stage_cli.run(main, parser())

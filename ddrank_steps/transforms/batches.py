@@ -37,7 +37,7 @@ import contextlib
 
 import torch
 
-from ddrank_steps.artifacts import DatasetMeta
+from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.transforms.build import build_transforms
 from ddrank_steps.transforms.vectorised import stages
@@ -184,7 +184,7 @@ class BatchTransform:
     def apply_to_split(self, images):
         """A whole test/val split under a (deterministic) test list: computed once for a
         cached split, attached per batch to a streamed one."""
-        from ddrank_steps import streaming
+        from ddrank_steps.data import streaming
 
         if streaming.is_streamed(images):
             self.check_deterministic(images[torch.arange(min(4, len(images)))])

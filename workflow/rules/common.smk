@@ -12,8 +12,9 @@ REPO = str(Path(workflow.basedir).parent)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from ddrank_steps import metric_registry, paths, run_lock
-from ddrank_steps.code_inputs import (
+from ddrank_steps import metric_registry, paths
+from ddrank_steps.runtime import run_lock
+from ddrank_steps.planning.code_inputs import (
     leaderboard_sources,
     plot_sources,
     report_sources,
@@ -22,12 +23,12 @@ from ddrank_steps.code_inputs import (
     stage_sources,
     train_sources,
 )
-from ddrank_steps.config_schema import schema_problem
+from ddrank_steps.planning.schema import schema_problem
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.io import unwritable_reason
-from ddrank_steps.plan import REFERENCE_SET_KINDS, build_plan, canonical_json
-from ddrank_steps.plan_cache import cached_plan
-from ddrank_steps.score_files import group_of
+from ddrank_steps.runtime.atomic_write import unwritable_reason
+from ddrank_steps.planning.plan import REFERENCE_SET_KINDS, build_plan, canonical_json
+from ddrank_steps.planning.stored_plan import cached_plan
+from ddrank_steps.reporting.score_records import group_of
 
 # Nothing imported here imports torch: a run whose config and inputs did not change loads
 # the stored plan (plan_cache.py) and builds the DAG in plain Python. Keep it that way.
@@ -144,7 +145,7 @@ def syn_set_inputs(wildcards):
         inputs["data"] = dataset["data"]
     if Path(inputs["images"]).is_dir():
         # image_files imports torch: only for a folder set, and only for its own job
-        from ddrank_steps.image_files import list_images
+        from ddrank_steps.data.image_files import list_images
 
         # every image of a folder set, so editing one reruns the import
         inputs["image_files"] = [str(p) for p in list_images(Path(inputs["images"]))]
@@ -320,7 +321,7 @@ def save_checkpoint(wildcards, output):
 # own GPUs, or its own slot of one, on a workstation (Snakemake only counts them) and
 # passes through under SLURM or with none.
 TRAIN_SHELL = (
-    "python -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
+    "python -m ddrank_steps.runtime.gpu_lease --gpus {resources.gpu} --"
     " python {params.launcher} {params.args}"
     " --data {input.data:q} --meta {input.meta:q}"
     " --protocol {params.protocol:q} --protocol-key {wildcards.protocol}"

@@ -95,7 +95,7 @@ rule soft_labels:
         args=soft_label_args,
         device=DEVICE,
     shell:
-        "python -m ddrank_steps.gpu_lease --gpus {resources.gpu} --"
+        "python -m ddrank_steps.runtime.gpu_lease --gpus {resources.gpu} --"
         " python -m ddrank_steps.stages.soft_labels --set {input.set:q} --meta {input.meta:q}"
         " {params.args} --device {params.device} --threads {threads}"
         " --out {output:q} > {log:q} 2>&1"

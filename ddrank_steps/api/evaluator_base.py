@@ -1,0 +1,355 @@
+"""What the four DD-Ranking evaluators share: settings in, one cached workflow run per
+`compute_metrics` call, the reference's result dict out.
+
+An evaluator never trains. Each call
+1. stores the set (tensor, labels, soft labels, LR) content-addressed under the work
+   directory, so the same tensor is the same method and another tensor another one;
+2. writes a ddrank config for that one method and metric (`reference_config.translate`)
+   and checks it (schema and plan), then prepares the dataset and checks the set against
+   it, so a wrong shape or class count is reported before any training;
+3. runs the workflow to the method's score (`workflow_run`), which trains only what the
+   work directory does not hold yet: real-hard and rdm runs are shared by every call;
+4. reads the score file, prints the terms, writes `save_path` (one row per round, as the
+   reference) and returns the reference's keys, in ddrank's units (accuracies and their
+   differences as fractions; LRS and ARS in [0, 100]).
+
+The work directory (keyword `work_dir`) defaults to `ddrank-work/` beside `save_path`, or
+in the current directory without one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+from ddrank_steps import paths
+from ddrank_steps.api.config import Config
+from ddrank_steps.api.translate import DEFAULTS, Translation, settings_with_defaults, translate
+from ddrank_steps.api.workflow_run import check_config, run, write_config
+from ddrank_steps.errors import ConfigError, InputError
+
+WORK_DIR_NAME = "ddrank-work"
+# ddrank-only keywords of every evaluator (besides the reference's)
+OWN_KEYWORDS = ("work_dir", "cores", "method_name", "real_accuracies", "real_protocols", "seed")
+
+
+class Evaluator:
+    METRIC = ""  # the metric_registry name of what this class computes
+
+    def __init__(self, config: Config | dict | None = None, **kwargs):
+        own = {k: kwargs.pop(k) for k in OWN_KEYWORDS if k in kwargs}
+        given: dict = {}
+        where = f"{type(self).__name__}(...)"
+        if config is not None:
+            config = config if isinstance(config, Config) else Config(config)
+            given.update(config)
+            where = config.where()
+        given.update(kwargs)  # keywords beside a config win
+        given = {k: _transform_spec(k, v) for k, v in given.items()}
+        self.where = where
+        self.given_keys = set(given)
+        self.settings, self.notes = settings_with_defaults(
+            given, self.METRIC, where, config is not None
+        )
+        self.given_keys -= {n.split(":")[0] for n in self.notes}
+        save_path = self.settings.get("save_path")
+        default_dir = Path(save_path).parent if save_path else Path.cwd()
+        self.work_dir = Path(own.get("work_dir") or default_dir / WORK_DIR_NAME).absolute()
+        self.cores = own.get("cores")
+        self.method_name = own.get("method_name")
+        self.extra = {k: own[k] for k in ("real_accuracies", "real_protocols", "seed") if k in own}
+
+    # --- one call -------------------------------------------------------------------------
+    def _compute(self, image_tensor, image_path, labels, soft_labels, syn_lr, weight) -> dict:
+        if (image_tensor is None) == (image_path is None):
+            raise InputError(
+                "compute_metrics",
+                "image_tensor",
+                "give exactly one of image_tensor and image_path",
+                "pass the set as a tensor or as a class-folder tree",
+            )
+        store = self.work_dir / "inputs"
+        lr = _check_lr(syn_lr)
+        if image_tensor is not None:
+            images, digest = _store_tensor_set(store, image_tensor, labels, soft_labels, lr)
+            labels_file = soft_file = None
+        else:
+            images = _check_folder(image_path)
+            labels_file = _store(store, labels, "labels") if labels is not None else None
+            soft_file = (
+                _store(store, soft_labels, "soft_labels") if soft_labels is not None else None
+            )
+            digest = _digest(images.encode(), labels_file, soft_file, lr)
+        method = self.method_name or f"set-{digest[:10]}"
+        translation = translate(
+            self.settings,
+            self.METRIC,
+            method,
+            images,
+            where=self.where,
+            given=self.given_keys,
+            labels=labels_file,
+            soft_labels=soft_file,
+            lr=lr if image_tensor is None else None,  # a tensor set carries its lr inside
+            weight=weight,
+            resolve_path=lambda p: str(Path(p).absolute()),
+            cuda_devices=_cuda_devices(),
+            has_soft_labels=soft_labels is not None,
+        )
+        config = translation.config
+        for key, value in self.extra.items():
+            config[key] = value
+        for note in [*self.notes, *translation.notes]:
+            print(f"ddrank: {note}")
+        checked = check_config(config, self.where)
+        config_file = write_config(
+            config, self.work_dir / "configs" / f"{method}.{self.METRIC}.yaml"
+        )
+        dataset = next(iter(config["datasets"]))
+        meta = paths.DATASET_META.format(dataset=dataset)
+        run(config_file, self.work_dir, [meta], self.cores)
+        _check_set(checked, method, self.work_dir)
+        score_file = paths.SCORE.format(method=method, metric=self.METRIC)
+        run(config_file, self.work_dir, [score_file], self.cores)
+        score = json.loads((self.work_dir / score_file).read_text())
+        _print_terms(score)
+        result = self.result(score)
+        if translation.save_path:
+            _write_rounds(Path(translation.save_path), self.rounds_table(score))
+        if translation.random_data:
+            _export_rdm(checked, translation, self.work_dir)
+        return result
+
+    # --- what a class returns -------------------------------------------------------------
+    def result(self, score: dict) -> dict:
+        raise NotImplementedError
+
+    def rounds_table(self, score: dict) -> dict[str, list]:
+        raise NotImplementedError
+
+
+def _transform_spec(key: str, value):
+    """custom_train_trans / custom_val_trans given as Python transforms become ddrank's
+    list of {name, args}; lists (the YAML form) pass as they are."""
+    if key not in ("custom_train_trans", "custom_val_trans") or value is None:
+        return value
+    if isinstance(value, list):
+        return value
+    try:
+        from ddrank_steps.transforms.from_torchvision import compose_to_spec
+    except ImportError:  # pragma: no cover - the translator ships with the package
+        raise ConfigError(f"{key}: give the transforms as a list of {{name, args}}") from None
+    return compose_to_spec(value, where=key)
+
+
+def summary_value(score: dict, quantity: str, stat: str) -> float:
+    return score["summary"][quantity][stat]
+
+
+def _check_lr(syn_lr):
+    if syn_lr is None:
+        return None
+    value = syn_lr
+    if hasattr(value, "item"):
+        if getattr(value, "numel", lambda: 1)() != 1:
+            raise InputError(
+                "compute_metrics",
+                "syn_lr",
+                f"a tensor of {value.numel()} values",
+                "one positive number",
+            )
+        value = value.item()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InputError(
+            "compute_metrics",
+            "syn_lr",
+            f"{syn_lr!r} is not a positive number",
+            "give the learning rate the set was distilled with, or None to search the grid",
+        )
+    return float(value)
+
+
+def _tensor(value, field: str):
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise InputError(
+            "compute_metrics", field, f"is a {type(value).__name__}, not a torch.Tensor"
+        )
+    return value.detach().cpu().contiguous()
+
+
+def _store_tensor_set(store: Path, image_tensor, labels, soft_labels, lr) -> tuple[str, str]:
+    """The set as one `.pt` dict, named by its content: (path, digest)."""
+    images = _tensor(image_tensor, "image_tensor")
+    if images.dim() != 4:
+        raise InputError(
+            "compute_metrics",
+            "image_tensor",
+            f"shape {tuple(images.shape)}",
+            "(N, C, H, W) with N = num_classes x ipc, class-sorted unless labels are given",
+        )
+    blob = {"images": images}
+    if labels is not None:
+        blob["labels"] = _tensor(labels, "hard_labels")
+    if soft_labels is not None:
+        blob["soft_labels"] = _tensor(soft_labels, "soft_labels")
+    if lr is not None:
+        blob["lr"] = lr
+    data = _torch_bytes(blob)
+    digest = hashlib.sha256(data).hexdigest()
+    path = store / f"{digest[:16]}.pt"
+    if not path.is_file():
+        _write_bytes(path, data)
+    return str(path), digest
+
+
+def _store(store: Path, value, field: str) -> str:
+    data = _torch_bytes(_tensor(value, field))
+    path = store / f"{hashlib.sha256(data).hexdigest()[:16]}.pt"
+    if not path.is_file():
+        _write_bytes(path, data)
+    return str(path)
+
+
+def _torch_bytes(obj) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else repr(part).encode())
+    return h.hexdigest()
+
+
+def _check_folder(image_path) -> str:
+    folder = Path(image_path).absolute()
+    if not folder.is_dir():
+        raise InputError(
+            image_path,
+            "image_path",
+            "is not a folder",
+            "give a class-folder tree: one subfolder per class holding its images",
+        )
+    if not any(p.is_dir() for p in folder.iterdir()):
+        raise InputError(
+            image_path,
+            "image_path",
+            "holds no class subfolders",
+            "one subfolder per class (sorted names are the class ids) holding png/jpg images",
+        )
+    return str(folder)
+
+
+def _check_set(config: dict, method: str, work_dir: Path) -> None:
+    """The set read and checked against the prepared dataset as the syn_set job will,
+    so a wrong shape, class count or label is reported before any training."""
+    from ddrank_steps.data.syn_import import import_set
+    from ddrank_steps.data.training_inputs import DatasetMeta
+
+    entry = config["methods"][method]
+    if entry["images"].startswith("reference:"):
+        return
+    meta = DatasetMeta.load(str(work_dir / paths.DATASET_META.format(dataset=entry["dataset"])))
+    if meta.zca:
+        return  # the syn_set job checks ZCA sets against the fit, which needs the data
+    import_set(
+        method,
+        entry["images"],
+        entry.get("labels"),
+        entry.get("lr"),
+        entry["ipc"],
+        meta,
+        soft_labels=entry.get("soft_labels"),
+    )
+
+
+def _cuda_devices() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # no CUDA runtime is no GPU
+        return 0
+
+
+def _print_terms(score: dict) -> None:
+    print(
+        f"ddrank: {score['method']} {score['metric']} over {len(score['rounds'])} rounds "
+        f"(seeds {score['seeds']})"
+    )
+    for r in score["rounds"]:
+        terms = ", ".join(
+            f"{name} {t['acc']:.4f}" + (f" (given: {t['given']})" if t.get("given") else "")
+            for name, t in r["terms"].items()
+        )
+        print(f"  round {r['round']} seed {r['seed']}: {terms}")
+    for quantity, stats in score["summary"].items():
+        if not isinstance(stats, dict) or "mean" not in stats:  # terms, diverged_terms
+            continue
+        se = stats.get("se")
+        tail = f" (se {se:.4f})" if se is not None else ""
+        print(f"  {quantity}: {stats['mean']:.4f} ± {stats['std']:.4f}{tail}")
+    for name in score["summary"].get("diverged_terms", []):
+        print(
+            f"ddrank: warning: every LR of term {name} diverged in some round (see its run files)"
+        )
+
+
+def _write_rounds(path: Path, table: dict[str, list]) -> None:
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pd.DataFrame(table).to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _export_rdm(config: dict, translation: Translation, work_dir: Path) -> None:
+    """The rounds' rdm subsets copied to the reference's `random_data_path`: tensors as
+    rdm_data_iter{i}.pt / rdm_labels_iter{i}.pt, images as PNG class folders per round
+    (iter{i}/; the reference rewrites one folder every round, lossy JPEG)."""
+    import torch
+
+    fmt, target = translation.random_data
+    target_dir = Path(target)
+    entry = config["methods"][translation.method]
+    seeds = [config["seed"] + i for i in range(config["num_eval"])]
+    for i, seed in enumerate(seeds):
+        fields = {"dataset": entry["dataset"], "ipc": entry["ipc"], "seed": seed}
+        if fmt == "tensor":
+            blob = torch.load(work_dir / paths.RDM_SET.format(**fields), weights_only=True)
+            target_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(blob["images"], target_dir / f"rdm_data_iter{i}.pt")
+            torch.save(blob["labels"], target_dir / f"rdm_labels_iter{i}.pt")
+        else:
+            dest = target_dir / f"iter{i}"
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(work_dir / paths.RDM_PNG.format(**fields), dest)
+    print(f"ddrank: rdm subsets of {len(seeds)} rounds written to {target_dir} ({fmt})")
+
+
+__all__ = ["DEFAULTS", "Evaluator"]

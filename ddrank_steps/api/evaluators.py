@@ -1,0 +1,126 @@
+"""DD-Ranking's Python API on the cached workflow: `LabelRobustScoreHard`,
+`LabelRobustScoreSoft`, `AugmentationRobustScore`, `GeneralEvaluator`.
+
+Same constructor keywords and defaults as `ddranking.metrics` 0.2.0, and the same
+`compute_metrics` arguments and result keys, so replacing `ddranking` with `ddrank_steps`
+in a script is the whole migration. Each call writes a config and runs the workflow
+(see `evaluator`), so terms are cached and shared between calls: a second method, IPC or
+call trains only what it adds. Units differ from the reference on purpose: accuracies and
+their differences are fractions, LRS and ARS are in [0, 100] (the reference feeds percent
+into exp and prints LRS near -0.157 for most methods).
+
+Beside the reference's keywords every evaluator takes `work_dir` (where the cache lives;
+default `ddrank-work/` beside `save_path` or in the current directory), `cores`,
+`method_name` (default: `set-` and the set's content hash), `seed`, and
+`real_accuracies` / `real_protocols` (ddrank's config keys of those names).
+"""
+
+from __future__ import annotations
+
+from ddrank_steps.api.evaluator_base import Evaluator, summary_value
+
+
+class _LabelRobust(Evaluator):
+    def result(self, score: dict) -> dict:
+        return {
+            f"{name}_{stat}": summary_value(score, quantity, stat)
+            for name, quantity in (
+                ("hard_label_recovery", "hlr"),
+                ("improvement_over_random", "ior"),
+                ("label_robust_score", "lrs"),
+            )
+            for stat in ("mean", "std")
+        }
+
+    def rounds_table(self, score: dict) -> dict[str, list]:
+        rounds = score["rounds"]
+        return {
+            "hard_label_recovery": [r["hlr"] for r in rounds],
+            "improvement_over_random": [r["ior"] for r in rounds],
+            "lrs": [r["lrs"] for r in rounds],
+        }
+
+
+class LabelRobustScoreHard(_LabelRobust):
+    """HLR, IOR and LRS of a set trained with hard labels."""
+
+    METRIC = "lrs_hard"
+
+    def compute_metrics(
+        self, image_tensor=None, image_path=None, hard_labels=None, syn_lr=None, lrs_lambda=0.5
+    ) -> dict:
+        return self._compute(image_tensor, image_path, hard_labels, None, syn_lr, lrs_lambda)
+
+
+class LabelRobustScoreSoft(_LabelRobust):
+    """HLR, IOR and LRS of a set trained with soft labels (its own in mode S, else the
+    teachers')."""
+
+    METRIC = "lrs_soft"
+
+    def compute_metrics(
+        self, image_tensor=None, image_path=None, soft_labels=None, syn_lr=None, lrs_lambda=0.5
+    ) -> dict:
+        return self._compute(image_tensor, image_path, None, soft_labels, syn_lr, lrs_lambda)
+
+
+class AugmentationRobustScore(Evaluator):
+    """ARS and the with/without-augmentation gaps."""
+
+    METRIC = "ars"
+
+    def compute_metrics(
+        self, image_tensor=None, image_path=None, soft_labels=None, syn_lr=None, ars_lambda=0.5
+    ) -> dict:
+        return self._compute(image_tensor, image_path, None, soft_labels, syn_lr, ars_lambda)
+
+    def result(self, score: dict) -> dict:
+        # the documented keys (the reference's code returns with_aug_scores_mean etc.)
+        return {
+            f"{name}_{stat}": summary_value(score, quantity, stat)
+            for name, quantity in (
+                ("with_aug", "with_aug"),
+                ("without_aug", "without_aug"),
+                ("augmentation_robust_score", "ars"),
+            )
+            for stat in ("mean", "std")
+        }
+
+    def rounds_table(self, score: dict) -> dict[str, list]:
+        rounds = score["rounds"]
+        return {
+            "with_aug_scores": [r["with_aug"] for r in rounds],
+            "without_aug_scores": [r["without_aug"] for r in rounds],
+            "ars_list": [r["ars"] for r in rounds],
+        }
+
+
+class GeneralEvaluator(Evaluator):
+    """The set's plain test accuracy (the reference's class cannot run; this one does)."""
+
+    METRIC = "accuracy"
+
+    def compute_metrics(self, image_tensor=None, image_path=None, labels=None, syn_lr=None) -> dict:
+        hard = soft = None
+        if labels is not None:
+            soft_given = getattr(labels, "dim", lambda: 1)() == 2
+            hard, soft = (None, labels) if soft_given else (labels, None)
+        return self._compute(image_tensor, image_path, hard, soft, syn_lr, None)
+
+    def result(self, score: dict) -> dict:
+        return {f"acc_{stat}": summary_value(score, "acc", stat) for stat in ("mean", "std")}
+
+    def rounds_table(self, score: dict) -> dict[str, list]:
+        rounds = score["rounds"]
+        return {
+            "accs": [r["acc"] for r in rounds],
+            "lrs": [r["terms"]["syn-any"]["lr"] for r in rounds],
+        }
+
+
+__all__ = [
+    "AugmentationRobustScore",
+    "GeneralEvaluator",
+    "LabelRobustScoreHard",
+    "LabelRobustScoreSoft",
+]

@@ -1,0 +1,8 @@
+"""Training: the engine that trains a group of runs sharing a set and a protocol
+(`engine`), and what it is made of: arithmetic precision (`precision`), optimisers and
+schedules (`optimisers`), soft-label losses (`losses`), teachers (`teachers`), a run's
+targets from its label source (`label_targets`) and DDP under torchrun (`distributed`).
+
+A library layer: may import data, models, augment, transforms, runtime and the core
+modules; never planning, stages or api.
+"""
