@@ -1,8 +1,8 @@
 """Benchmark: the engine's on-device tiny-set loop against a plain DataLoader loop.
 
-DESIGN.md §5 says tiny sets live wholly on the device, with no DataLoader and no
-per-step host synchronisation. This measures what that buys: the same model,
-optimizer, epochs and batch size, trained by
+docs/architecture.md ("Tiny sets on the device") says tiny sets live wholly on the
+device, with no DataLoader and no per-step host synchronisation. This measures what that
+buys: the same model, optimizer, epochs and batch size, trained by
 - baseline: the textbook loop (TensorDataset + DataLoader(shuffle) + .item() per step);
 - engine:   `ddrank_steps.training.engine.train_one` (whole-tensor indexing, loss kept on device).
 Both run in this process, one after the other, several times; the ratio of medians is

@@ -1,6 +1,6 @@
 """Running the workflow from Python: what the API and `ddrank` do instead of training.
 
-One execution path (DESIGN.md §8): a caller writes a config file and this runs
+One execution path (docs/architecture.md): a caller writes a config file and this runs
 Snakemake on it, in-process, exactly as `snakemake --snakefile workflow/Snakefile
 --directory WORK --configfile FILE` would (the workflow profile included: rerun of
 incomplete jobs, its core count unless one is given), printing Snakemake's own progress.
