@@ -1,6 +1,6 @@
 """Benchmark: an LR grid trained the way the reference's loop does it, against the engine.
 
-The reference (`ddranking` 0.2.0, /work/shared/reference/ddranking-behaviour.md §0) trains
+The reference (`ddranking` 0.2.0, its `metrics` evaluators' training loop) trains
 each run of an LR search through a fresh `DataLoader` (RandomSampler, `num_workers`
 processes) over a TensorDataset on the host, moves every batch to the device, logs the
 loss and a train accuracy with `.item()` at every step, and validates through a test
