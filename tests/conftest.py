@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 from helpers import prepared, write_tree
@@ -31,3 +34,12 @@ def both(tree, tmp_path_factory):
         "cached": prepared(tree, base / "cached", 2.0),
         "streamed": prepared(tree, base / "streamed", 0.0),
     }
+
+
+@pytest.fixture
+def workdir(done_run, tmp_path) -> Path:
+    """A copy of the module's `done_run` (a folder where the workflow has run to the end),
+    for one test to change: the tests do not depend on their order."""
+    copy = tmp_path / "work"
+    shutil.copytree(done_run, copy, symlinks=True)
+    return copy

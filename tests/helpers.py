@@ -98,16 +98,33 @@ def run_train_stage(data: Path, meta: Path, out: Path, protocol: dict, workers: 
     return json.loads(out.read_text())
 
 
+# --- the workflow run by snakemake in a folder of its own --------------------------------------
+
+SNAKEFILE = Path(__file__).resolve().parents[1] / "workflow" / "Snakefile"
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    """`config` as workdir/config.yaml, the file `snakemake_command` passes by default."""
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None) -> list[str]:
+    """The workflow run in `workdir` on 2 cores with workdir/config.yaml (or `configfile`)."""
+    return [
+        *(sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)),
+        *("--directory", str(workdir)),
+        *("--configfile", str(configfile or workdir / "config.yaml")),
+        *("--cores", "2", *args),
+    ]
+
+
 def dry_run(workdir: Path, config: dict) -> str:
     """`snakemake --dry-run` of the workflow on `config` (written to workdir/config.yaml);
     its output, after asserting that it succeeded."""
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    snakefile = Path(__file__).resolve().parents[1] / "workflow" / "Snakefile"
-    cmd = [
-        *(sys.executable, "-m", "snakemake", "--snakefile", str(snakefile)),
-        *("--directory", str(workdir), "--configfile", str(workdir / "config.yaml")),
-        *("--cores", "2", "--dry-run"),
-    ]
+    write_config(workdir, config)
+    cmd = snakemake_command(workdir, "--dry-run")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]

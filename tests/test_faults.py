@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,12 +20,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import job_counts
+from helpers import job_counts, snakemake_command, write_config
 
 from ddrank_steps.runtime.atomic_write import unwritable_reason
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "workflow" / "Snakefile"
 
 pytestmark = pytest.mark.workflow
 
@@ -47,16 +45,9 @@ def fault_config() -> dict:
     return config
 
 
-def command(workdir: Path, *args: str) -> list[str]:
-    return [
-        *(sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)),
-        *("--directory", str(workdir), "--configfile", str(workdir / "config.yaml")),
-        *("--cores", "2", *args),
-    ]
-
-
 def snakemake(workdir: Path, *args: str) -> tuple[int, str]:
-    proc = subprocess.run(command(workdir, *args), capture_output=True, text=True, timeout=900)
+    cmd = snakemake_command(workdir, *args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -147,16 +138,9 @@ REDONE_AFTER_ONE_RUN = {
 @pytest.fixture(scope="module")
 def done_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("faults")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(fault_config(), sort_keys=False))
+    write_config(workdir, fault_config())
     succeeds(workdir)
     return workdir
-
-
-@pytest.fixture
-def workdir(done_run, tmp_path) -> Path:
-    copy = tmp_path / "work"
-    shutil.copytree(done_run, copy, symlinks=True)
-    return copy
 
 
 def test_a_deleted_result_is_rebuilt_with_what_is_made_from_it(workdir):
@@ -174,7 +158,7 @@ def test_a_killed_training_job_is_the_only_one_redone(workdir):
     (workdir / "results" / "leaderboard.csv").unlink()
     before = mtimes(workdir)
     run = subprocess.Popen(
-        command(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        snakemake_command(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     for pid in wait_for_training(workdir, run):
         os.kill(pid, signal.SIGKILL)
@@ -193,7 +177,7 @@ def test_a_killed_snakemake_leaves_a_stale_lock_that_unlock_clears(workdir):
     shutil.rmtree(workdir / "results" / "runs" / "digits" / "rdm-ipc10")
     before = mtimes(workdir)
     run = subprocess.Popen(
-        command(workdir),
+        snakemake_command(workdir),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -286,7 +270,7 @@ def test_a_read_only_results_folder_is_one_clear_error(workdir):
 def test_a_misspelt_method_path_stops_the_run_instead_of_dropping_the_method(workdir):
     config = fault_config()
     config["methods"]["mine"] = {**config["methods"]["kmeans"], "images": "distiled/set.pt"}
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_config(workdir, config)
     code, text = snakemake(workdir, "--dry-run")
     assert code != 0
     assert "methods.mine.images: 'distiled/set.pt' not found" in text

@@ -27,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_workflow import SNAKEFILE, tiny_config, write_config
+from helpers import SNAKEFILE, write_config
+from test_workflow import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO.parent / "shared" / "scripts" / "local-slurm"

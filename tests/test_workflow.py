@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import job_counts
+from helpers import job_counts, snakemake_command, write_config
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "workflow" / "Snakefile"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 pytestmark = pytest.mark.workflow
 
@@ -37,27 +33,10 @@ def tiny_config() -> dict:
     return config
 
 
-def write_config(workdir: Path, config: dict) -> Path:
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 def snakemake(
     workdir: Path, *args: str, check: bool = True, configfile: Path | None = None
 ) -> subprocess.CompletedProcess:
-    cmd = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(configfile or workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_command(workdir, *args, configfile=configfile)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
@@ -76,13 +55,6 @@ def done_run(tmp_path_factory) -> Path:
     write_config(workdir, tiny_config())
     snakemake(workdir)
     return workdir
-
-
-@pytest.fixture
-def workdir(done_run, tmp_path) -> Path:
-    copy = tmp_path / "work"
-    shutil.copytree(done_run, copy, symlinks=True)
-    return copy
 
 
 def test_default_config_dry_runs(tmp_path):

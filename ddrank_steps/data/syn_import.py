@@ -63,17 +63,7 @@ def import_set(
     elif inline_soft is not None:
         soft = check_soft_labels(inline_soft, x.shape[0], meta, images, "soft_labels")
     lr_value = resolve_lr(lr if lr is not None else inline_lr, images)
-    zca_check = None
-    if meta.zca and reference_set:
-        log.info("%s: a reference set of the whitened train split, in ZCA space", images)
-    elif zca is not None:
-        zca_check = warn_if_not_whitened(x, zca, what=f"syn set {method} ({images})")
-    if soft is not None:
-        label_kind = "soft"
-    elif folder_labels is not None and labels is None:
-        label_kind = "folder"
-    else:
-        label_kind = "hard" if labelled else "class-sorted"
+    zca_check = _check_zca_space(x, method, images, meta, zca, reference_set)
     info = {
         "kind": "syn",
         "method": method,
@@ -82,7 +72,7 @@ def import_set(
         "images": images,
         "labels": labels,
         "soft_labels": soft_labels,
-        "label_kind": label_kind,
+        "label_kind": _label_kind(soft, folder_labels, labels, labelled),
         "lr": lr_value,
     }
     if zca_check is not None:
@@ -93,6 +83,28 @@ def import_set(
     if lr_value is not None:
         blob["lr"] = lr_value
     return blob
+
+
+def _check_zca_space(
+    x: torch.Tensor, method: str, images: str, meta: DatasetMeta, zca, reference_set: bool
+):
+    """The whitening check of `zca.py` (warns when the set looks un-whitened), or None for
+    a dataset without zca and for a reference set (in ZCA space by construction)."""
+    if meta.zca and reference_set:
+        log.info("%s: a reference set of the whitened train split, in ZCA space", images)
+        return None
+    if zca is not None:
+        return warn_if_not_whitened(x, zca, what=f"syn set {method} ({images})")
+    return None
+
+
+def _label_kind(soft, folder_labels, labels: str | None, labelled: bool) -> str:
+    """How the set is labelled, for the set file's info: soft, folder, hard, class-sorted."""
+    if soft is not None:
+        return "soft"
+    if folder_labels is not None and labels is None:
+        return "folder"
+    return "hard" if labelled else "class-sorted"
 
 
 def read_set_images(images: str, meta: DatasetMeta):

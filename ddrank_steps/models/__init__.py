@@ -199,27 +199,7 @@ def parse_model_name(name: str) -> ModelSpec:
     family_name = parts[0]
     known = [n for n in _known_families() if n not in PREFIXED_FAMILIES.values()]
     if family_name not in known:
-        close = difflib.get_close_matches(family_name, known, n=3)
-        if _may_be_bare_torchvision_name(name):
-            torchvision_models = importlib.import_module(
-                f"{__name__}.{FAMILY_MODULES[TORCHVISION_FAMILY]}"
-            )
-            if name in torchvision_models.classification_models():
-                return ModelSpec(TORCHVISION_FAMILY, None, None, name)
-            close += difflib.get_close_matches(
-                name, torchvision_models.classification_models(), n=3, cutoff=0.7
-            )
-        hint = f"; did you mean {close}?" if close else ""
-        what = (
-            f"'{name}' is neither a torchvision classification model nor a family of"
-            if _may_be_bare_torchvision_name(name)
-            else f"family '{family_name}' is not one of"
-        )
-        raise ConfigError(
-            f"unknown model '{name}': {what} {_family_names()}{hint} (names look like "
-            "ConvNet-3, ResNet-18-BN, AlexNet, a torchvision name such as resnet18, "
-            "or timm:resnet18)"
-        )
+        return _parse_bare_torchvision_name(name, family_name, known)
     family = _family(family_name)
     if not family.has_depth:
         if len(parts) != 1:
@@ -228,6 +208,38 @@ def parse_model_name(name: str) -> ModelSpec:
                 f"write '{family_name}'"
             )
         return ModelSpec(family_name, None, family.default_norm)
+    return _parse_depth_and_norm(name, parts, family)
+
+
+def _parse_bare_torchvision_name(name: str, family_name: str, known: list[str]) -> ModelSpec:
+    """A name of no family of ours: a bare torchvision name (`resnet18`), or an error
+    naming the families and the closest names."""
+    close = difflib.get_close_matches(family_name, known, n=3)
+    if _may_be_bare_torchvision_name(name):
+        torchvision_models = importlib.import_module(
+            f"{__name__}.{FAMILY_MODULES[TORCHVISION_FAMILY]}"
+        )
+        if name in torchvision_models.classification_models():
+            return ModelSpec(TORCHVISION_FAMILY, None, None, name)
+        close += difflib.get_close_matches(
+            name, torchvision_models.classification_models(), n=3, cutoff=0.7
+        )
+    hint = f"; did you mean {close}?" if close else ""
+    what = (
+        f"'{name}' is neither a torchvision classification model nor a family of"
+        if _may_be_bare_torchvision_name(name)
+        else f"family '{family_name}' is not one of"
+    )
+    raise ConfigError(
+        f"unknown model '{name}': {what} {_family_names()}{hint} (names look like "
+        "ConvNet-3, ResNet-18-BN, AlexNet, a torchvision name such as resnet18, "
+        "or timm:resnet18)"
+    )
+
+
+def _parse_depth_and_norm(name: str, parts: list[str], family: Family) -> ModelSpec:
+    """`Family-Depth[-Norm]`, split at '-' into `parts`, of a family with a depth."""
+    family_name = parts[0]
     valid_suffixes = [s for s, n in NORM_SUFFIXES.items() if n in family.norms]
     if len(parts) < 2 or len(parts) > 3:
         raise ConfigError(

@@ -104,42 +104,9 @@ def score_terms(score: Score):
         gridspec_kw={"width_ratios": [len(terms), max(len(parts), 1) + 0.5][:ncols]},
         squeeze=False,
     )
-    ax = axes[0][0]
-    for x, term in enumerate(terms):
-        stats = score.terms.get(term, {"mean": math.nan, "std": math.nan})
-        color = "C2" if term.startswith("real") else "C0" if term.startswith("syn") else "C7"
-        if math.isfinite(stats["mean"]):
-            ax.bar(
-                x,
-                stats["mean"],
-                color=color,
-                alpha=0.6,
-                yerr=stats["std"] if math.isfinite(stats["std"]) else None,
-                capsize=3,
-            )
-        _rounds_scatter(ax, x, score.term_by_round(term), "black")
-    ax.set_xticks(range(len(terms)), terms, rotation=20)
-    ax.set_ylabel("test accuracy (fraction)")
-    ax.set_ylim(0, 1.05)
-    ax.set_title("terms: mean ± std, dots: rounds", loc="left", fontsize=8)
+    _draw_terms(axes[0][0], score, terms)
     if parts:
-        bx = axes[0][1]
-        for x, q in enumerate(parts):
-            stats = score.quantities[q]
-            if math.isfinite(stats["mean"]):
-                bx.bar(
-                    x,
-                    stats["mean"],
-                    color="C4",
-                    alpha=0.6,
-                    yerr=stats["std"] if math.isfinite(stats["std"]) else None,
-                    capsize=3,
-                )
-            _rounds_scatter(bx, x, [as_float(r.get(q)) for r in score.rounds], "black")
-        bx.axhline(0, color="black", linewidth=0.8)
-        bx.set_xticks(range(len(parts)), [q.upper() if len(q) <= 3 else q for q in parts])
-        bx.set_ylabel("difference (fraction)")
-        bx.set_title("what the score is made of", loc="left", fontsize=8)
+        _draw_parts(axes[0][1], score, parts)
     head = score.quantities.get(score.headline) if score.headline else None
     if head:
         title += f": {score.headline.upper()} {head['mean']:.3g} ± {head['std']:.2g}"
@@ -148,3 +115,38 @@ def score_terms(score: Score):
         fig.text(0.01, -0.02, "missing: " + "; ".join(score.missing), fontsize=7, color="C3")
     fig.tight_layout()
     return fig
+
+
+def _bar_with_rounds(ax, x: float, stats: dict, color, rounds: list[float]) -> None:
+    """A bar at the mean with the std as error bar (where finite), the rounds as dots."""
+    if math.isfinite(stats["mean"]):
+        ax.bar(
+            x,
+            stats["mean"],
+            color=color,
+            alpha=0.6,
+            yerr=stats["std"] if math.isfinite(stats["std"]) else None,
+            capsize=3,
+        )
+    _rounds_scatter(ax, x, rounds, "black")
+
+
+def _draw_terms(ax, score: Score, terms: list[str]) -> None:
+    for x, term in enumerate(terms):
+        stats = score.terms.get(term, {"mean": math.nan, "std": math.nan})
+        color = "C2" if term.startswith("real") else "C0" if term.startswith("syn") else "C7"
+        _bar_with_rounds(ax, x, stats, color, score.term_by_round(term))
+    ax.set_xticks(range(len(terms)), terms, rotation=20)
+    ax.set_ylabel("test accuracy (fraction)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("terms: mean ± std, dots: rounds", loc="left", fontsize=8)
+
+
+def _draw_parts(ax, score: Score, parts: list[str]) -> None:
+    for x, q in enumerate(parts):
+        rounds = [as_float(r.get(q)) for r in score.rounds]
+        _bar_with_rounds(ax, x, score.quantities[q], "C4", rounds)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(parts)), [q.upper() if len(q) <= 3 else q for q in parts])
+    ax.set_ylabel("difference (fraction)")
+    ax.set_title("what the score is made of", loc="left", fontsize=8)

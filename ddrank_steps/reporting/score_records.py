@@ -103,6 +103,24 @@ def read_score(path: str | Path) -> Score:
     if not isinstance(raw, dict):
         return Score(path, method, metric, missing=["not a JSON object"])
     score = Score(path, raw.get("method", method), raw.get("metric", metric))
+    _read_identity(score, raw)
+    _read_rounds(score, raw)
+    quantity_names = _read_metric(score)
+    summary = raw.get("summary") if isinstance(raw.get("summary"), dict) else None
+    if summary is None:
+        score.missing.append("field 'summary' (recomputed from the rounds)")
+        summary = _summary_from_rounds(score.rounds, quantity_names)
+    _read_quantities(score, summary, quantity_names)
+    score.diverged_terms = [str(t) for t in summary.get("diverged_terms") or []]
+    _read_terms(score, summary)
+    for q, stats in score.quantities.items():
+        if not math.isfinite(stats["mean"]):
+            score.missing.append(f"a finite {q} (NaN: a diverged run?)")
+    return score
+
+
+def _read_identity(score: Score, raw: dict) -> None:
+    """The group fields (dataset, ipc, protocol name), the settings and the protocols."""
     for key, attr in (("dataset", "dataset"), ("ipc", "ipc"), ("protocol_name", "protocol")):
         if key in raw:
             setattr(score, attr, int(raw[key]) if key == "ipc" else str(raw[key]))
@@ -110,23 +128,30 @@ def read_score(path: str | Path) -> Score:
             score.missing.append(f"field '{key}'")
     score.settings = raw.get("settings") or {}
     score.protocols = raw.get("protocols") or {}
+
+
+def _read_rounds(score: Score, raw: dict) -> None:
+    """The per-round values and their seeds (the file's, else each round's own)."""
     score.rounds = [r for r in raw.get("rounds") or [] if isinstance(r, dict)]
     if not score.rounds:
         score.missing.append("field 'rounds' (no per-round values: no paired comparison)")
     score.seeds = list(
         raw.get("seeds") or [int(r.get("seed", i)) for i, r in enumerate(score.rounds)]
     )
+
+
+def _read_metric(score: Score) -> tuple[str, ...]:
+    """Set the headline from the metric registry; the metric's quantity names (none for a
+    metric not in the registry)."""
     metric_info = metric_registry.METRICS.get(score.metric)
     if metric_info is None:
         score.missing.append(f"metric '{score.metric}' is not in the registry")
-        quantity_names: tuple[str, ...] = ()
-    else:
-        score.headline = metric_info.headline
-        quantity_names = metric_info.quantities
-    summary = raw.get("summary") if isinstance(raw.get("summary"), dict) else None
-    if summary is None:
-        score.missing.append("field 'summary' (recomputed from the rounds)")
-        summary = _summary_from_rounds(score.rounds, quantity_names)
+        return ()
+    score.headline = metric_info.headline
+    return metric_info.quantities
+
+
+def _read_quantities(score: Score, summary: dict, quantity_names: tuple[str, ...]) -> None:
     for q in quantity_names:
         stats = summary.get(q)
         if isinstance(stats, dict) and "mean" in stats:
@@ -138,7 +163,9 @@ def read_score(path: str | Path) -> Score:
             }
         else:
             score.missing.append(f"quantity '{q}'")
-    score.diverged_terms = [str(t) for t in summary.get("diverged_terms") or []]
+
+
+def _read_terms(score: Score, summary: dict) -> None:
     terms = summary.get("terms")
     if isinstance(terms, dict):
         score.terms = {
@@ -148,10 +175,6 @@ def read_score(path: str | Path) -> Score:
         }
     else:
         score.missing.append("term accuracies ('summary.terms')")
-    for q, stats in score.quantities.items():
-        if not math.isfinite(stats["mean"]):
-            score.missing.append(f"a finite {q} (NaN: a diverged run?)")
-    return score
 
 
 def _summary_from_rounds(rounds: list[dict], quantities: tuple[str, ...]) -> dict:

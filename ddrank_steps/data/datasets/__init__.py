@@ -138,6 +138,8 @@ def prepare_settings(settings: dict) -> dict:
 
 
 def _register_builtin() -> None:
+    """Every source of this package, each registered by its own module (its names, image
+    side, options and layout check), in this order."""
     from ddrank_steps.data.datasets import (
         cifar,
         digits,
@@ -148,47 +150,8 @@ def _register_builtin() -> None:
         tinyimagenet,
     )
 
-    register_source("digits", digits.load, size=8)
-    register_source("CIFAR10", cifar.load_cifar10, size=32, check_layout=cifar.check_cifar10)
-    register_source("CIFAR100", cifar.load_cifar100, size=32, check_layout=cifar.check_cifar100)
-    register_source("MNIST", mnist.load_mnist, size=28, check_layout=mnist.check_mnist)
-    register_source(
-        "FashionMNIST", mnist.load_fashion_mnist, size=28, check_layout=mnist.check_fashion_mnist
-    )
-    register_source("SVHN", svhn.load, size=32, check_layout=svhn.check_layout)
-    register_source(
-        "TinyImageNet",
-        tinyimagenet.load,
-        files=True,
-        options=("image_size",),
-        size=tinyimagenet.DEFAULT_SIZE,
-        check_layout=tinyimagenet.check_layout,
-    )
-    for subset in imagenet.SUBSETS:
-        register_source(
-            subset,
-            imagenet.subset_loader(subset),
-            files=True,
-            options=("image_size",),
-            size=imagenet.SUBSET_SIZE,
-            check_layout=imagenet.subset_checker(subset),
-        )
-    register_source(
-        "ImageNet1K",
-        imagenet.load_imagenet1k,
-        files=True,
-        options=("image_size",),
-        size=imagenet.FULL_SIZE,
-        check_layout=imagenet.subset_checker("ImageNet1K"),
-    )
-    register_source(
-        "ImageFolder",
-        folder.load,
-        files=True,
-        options=("image_size", "classes"),
-        requires=("root", "image_size"),
-        check_layout=folder.check_layout,
-    )
+    for module in (digits, cifar, mnist, svhn, tinyimagenet, imagenet, folder):
+        module.register()
 
 
 _register_builtin()

@@ -21,13 +21,20 @@ from __future__ import annotations
 import logging
 import pickle
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ddrank_steps.data.datasets import PixelSplit, RawDataset
-from ddrank_steps.errors import ConfigError, InputError
+from ddrank_steps.data.datasets import PixelSplit, RawDataset, register_source
+from ddrank_steps.data.datasets.layout_checks import (
+    loader_root,
+    plan_root,
+    require_file,
+    root_fix,
+)
+from ddrank_steps.errors import InputError
 
 log = logging.getLogger("ddrank.datasets.cifar")
 
@@ -60,6 +67,10 @@ class _Format:
             f"expected {root}/{self.folder}/{first} … {last} "
             f"(torchvision's {self.title} python format)"
         )
+
+    @property
+    def fix(self) -> str:
+        return root_fix(self.source, f"the folder that holds {self.folder}/")
 
 
 CIFAR10_FORMAT = _Format(
@@ -98,13 +109,6 @@ CIFAR100_FORMAT = _Format(
 )
 
 
-def _fix_hint(fmt: _Format) -> str:
-    return (
-        f"set datasets.<name>.root (the dataset with source: {fmt.source}) to the folder "
-        f"that holds {fmt.folder}/, or set download: true"
-    )
-
-
 def _get(blob: dict, key: str):
     """A value under a str key or its bytes twin (pickles written by Python 2 have bytes keys)."""
     if key in blob:
@@ -117,8 +121,7 @@ def _has(blob: dict, key: str) -> bool:
 
 
 def _read_pickle(path: Path, fmt: _Format, root) -> dict:
-    if not path.is_file():
-        raise InputError(path, "file", f"not found; {fmt.layout(root)}", _fix_hint(fmt))
+    require_file(path, fmt.layout(root), fmt.fix)
     try:
         with open(path, "rb") as f:
             blob = pickle.load(f, encoding="bytes")
@@ -219,21 +222,8 @@ def find_folder(root: Path, fmt: _Format) -> Path:
 
 
 def load_format(settings: dict, fmt: _Format) -> RawDataset:
-    root = settings.get("root")
-    download = bool(settings.get("download", False))
-    if root is None:
-        if not download:
-            raise ConfigError(
-                f"datasets.<name>.root is not set for the dataset with source: {fmt.source}; "
-                f"set datasets.<name>.root to the folder that holds {fmt.folder}/ "
-                f"(torchvision's {fmt.title} python format), or set download: true"
-            )
-        root = fmt.default_download_root
-    root = Path(root).expanduser()
-    if download:
-        _download(root, fmt)
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {fmt.layout(root)}", _fix_hint(fmt))
+    fetch = partial(_download, fmt=fmt)
+    root = loader_root(settings, fmt.source, fmt.layout, fmt.fix, fmt.default_download_root, fetch)
     folder = find_folder(root, fmt)
     shown_root = folder.parent  # the layout message names the folder we looked in
 
@@ -261,34 +251,22 @@ def load_format(settings: dict, fmt: _Format) -> RawDataset:
     )
 
 
-def load_cifar10(settings: dict) -> RawDataset:
-    return load_format(settings, CIFAR10_FORMAT)
-
-
-def load_cifar100(settings: dict) -> RawDataset:
-    return load_format(settings, CIFAR100_FORMAT)
-
-
 def check_layout(settings: dict, fmt: _Format) -> None:
     """At plan time: root and every batch file are there (download: true fetches them in
     the prepare_dataset job instead)."""
-    if settings.get("download"):
+    root = plan_root(settings, fmt.source, fmt.layout, fmt.fix)
+    if root is None:
         return
-    if settings.get("root") is None:
-        raise ConfigError(f"root is not set for source {fmt.source}; {_fix_hint(fmt)}")
-    root = Path(settings["root"]).expanduser()
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {fmt.layout(root)}", _fix_hint(fmt))
     folder = find_folder(root, fmt)
     for name in fmt.files:
-        if not (folder / name).is_file():
-            where = fmt.layout(folder.parent)
-            raise InputError(folder / name, "file", f"not found; {where}", _fix_hint(fmt))
+        require_file(folder / name, fmt.layout(folder.parent), fmt.fix)
 
 
-def check_cifar10(settings: dict) -> None:
-    check_layout(settings, CIFAR10_FORMAT)
-
-
-def check_cifar100(settings: dict) -> None:
-    check_layout(settings, CIFAR100_FORMAT)
+def register() -> None:
+    for fmt in (CIFAR10_FORMAT, CIFAR100_FORMAT):
+        register_source(
+            fmt.source,
+            partial(load_format, fmt=fmt),
+            size=IMAGE_SHAPE[1],
+            check_layout=partial(check_layout, fmt=fmt),
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ddrank_steps.data.datasets import PixelSplit, RawDataset
+from ddrank_steps.data.datasets import PixelSplit, RawDataset, register_source
 
 
 def load(settings: dict) -> RawDataset:
@@ -41,3 +41,7 @@ def load(settings: dict) -> RawDataset:
         test=split(test_mask),
         notes={"test_fraction": test_fraction, "split_seed": int(settings.get("split_seed", 0))},
     )
+
+
+def register() -> None:
+    register_source("digits", load, size=8)

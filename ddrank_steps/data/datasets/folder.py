@@ -17,7 +17,13 @@ from pathlib import Path
 
 import torch
 
-from ddrank_steps.data.datasets import RawDataset
+from ddrank_steps.data.datasets import RawDataset, register_source
+from ddrank_steps.data.datasets.layout_checks import (
+    require_folder,
+    require_root,
+    root_fix,
+    root_setting,
+)
 from ddrank_steps.data.datasets.trees import class_tree_split, image_size
 from ddrank_steps.data.image_files import class_folders
 from ddrank_steps.errors import ConfigError, InputError
@@ -25,7 +31,7 @@ from ddrank_steps.errors import ConfigError, InputError
 log = logging.getLogger("ddrank.datasets.folder")
 
 TEST_FOLDERS = ("test", "val")
-FIX = "set datasets.<name>.root (the dataset with source: ImageFolder) to the tree's folder"
+FIX = root_fix("ImageFolder", "the tree's folder", download=False)
 
 
 def layout(root) -> str:
@@ -54,22 +60,24 @@ def _classes(settings: dict, train_dir: Path, root: Path) -> list[str]:
     return wanted
 
 
-def load(settings: dict) -> RawDataset:
-    if settings.get("download"):
-        raise ConfigError("datasets.<name>.download is not available for source ImageFolder")
-    if settings.get("root") is None:
-        raise ConfigError(f"datasets.<name>.root is required for source ImageFolder; {FIX}")
-    root = Path(settings["root"]).expanduser()
-    size = image_size(settings, None, "ImageFolder")
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {layout(root)}", FIX)
+def _folders(settings: dict, root: Path) -> tuple[Path, list[str], Path]:
+    """train/, its classes and the test folder (test/, else val/), each checked to be there."""
+    require_root(root, layout(root), FIX)
     train_dir = root / "train"
-    if not train_dir.is_dir():
-        raise InputError(train_dir, "folder", f"not found; {layout(root)}", FIX)
+    require_folder(train_dir, layout(root), FIX)
     classes = _classes(settings, train_dir, root)
     test_dir = next((root / n for n in TEST_FOLDERS if (root / n).is_dir()), None)
     if test_dir is None:
         raise InputError(root / "test", "folder", f"not found (nor val/); {layout(root)}", FIX)
+    return train_dir, classes, test_dir
+
+
+def load(settings: dict) -> RawDataset:
+    if settings.get("download"):
+        raise ConfigError("datasets.<name>.download is not available for source ImageFolder")
+    root = root_setting(settings, "ImageFolder", FIX)
+    size = image_size(settings, None, "ImageFolder")
+    train_dir, classes, test_dir = _folders(settings, root)
     test_classes = set(class_folders(test_dir))
     # a test class that has a train folder but is left out by `classes` is skipped
     unknown = sorted(test_classes - set(class_folders(train_dir)))
@@ -101,12 +109,15 @@ def load(settings: dict) -> RawDataset:
 
 def check_layout(settings: dict) -> None:
     """At plan time: root, train/ with its class folders, and test/ (or val/)."""
-    root = Path(settings["root"]).expanduser()
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {layout(root)}", FIX)
-    train_dir = root / "train"
-    if not train_dir.is_dir():
-        raise InputError(train_dir, "folder", f"not found; {layout(root)}", FIX)
-    _classes(settings, train_dir, root)
-    if not any((root / n).is_dir() for n in TEST_FOLDERS):
-        raise InputError(root / "test", "folder", f"not found (nor val/); {layout(root)}", FIX)
+    _folders(settings, root_setting(settings, "ImageFolder", FIX))
+
+
+def register() -> None:
+    register_source(
+        "ImageFolder",
+        load,
+        files=True,
+        options=("image_size", "classes"),
+        requires=("root", "image_size"),
+        check_layout=check_layout,
+    )

@@ -17,9 +17,11 @@ of the full ImageFolder instead; the images and labels are the same.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
-from ddrank_steps.data.datasets import RawDataset
+from ddrank_steps.data.datasets import RawDataset, register_source
+from ddrank_steps.data.datasets.layout_checks import loader_root, require_folder, root_fix
 from ddrank_steps.data.datasets.trees import class_tree_split, find_root, image_size
 from ddrank_steps.data.image_files import class_folders
 from ddrank_steps.errors import ConfigError, InputError
@@ -131,35 +133,34 @@ def layout(root, source: str) -> str:
 
 
 def _fix(source: str) -> str:
-    hint = " or set download: true" if source in DOWNLOADS else ""
-    return f"set datasets.<name>.root (the dataset with source: {source}) to that tree{hint}"
+    return root_fix(source, "that tree", download=source in DOWNLOADS)
+
+
+def _download(root: Path, source: str) -> None:
+    """Fetch and unpack fast.ai's archive into `root`, unless a train/ is already there."""
+    url, folder = DOWNLOADS[source]
+    if not (root / folder / "train").is_dir() and not (root / "train").is_dir():
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        log.info("downloading %s to %s", source, root)
+        download_and_extract_archive(url, download_root=str(root))
 
 
 def _root(settings: dict, source: str) -> Path:
-    root = settings.get("root")
-    download = bool(settings.get("download", False))
-    if download and source not in DOWNLOADS:
+    if settings.get("download") and source not in DOWNLOADS:
         raise ConfigError(
             f"datasets.<name>.download is not available for source {source} (ImageNet needs a "
             f"licence; only {sorted(DOWNLOADS)} have public archives); set download: false "
             "and root to your ImageNet tree"
         )
-    if root is None:
-        if not download:
-            raise ConfigError(
-                f"datasets.<name>.root is not set for source {source}; {_fix(source)}"
-            )
-        root = f"data/{source.lower()}"
-    root = Path(root).expanduser()
-    if download:
-        url, folder = DOWNLOADS[source]
-        if not (root / folder / "train").is_dir() and not (root / "train").is_dir():
-            from torchvision.datasets.utils import download_and_extract_archive
-
-            log.info("downloading %s to %s", source, root)
-            download_and_extract_archive(url, download_root=str(root))
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {layout(root, source)}", _fix(source))
+    root = loader_root(
+        settings,
+        source,
+        partial(layout, source=source),
+        _fix(source),
+        default=f"data/{source.lower()}",
+        fetch=partial(_download, source=source),
+    )
     nested = (DOWNLOADS[source][1],) if source in DOWNLOADS else ()
     return find_root(root, "train", nested)
 
@@ -200,30 +201,20 @@ def load_subset(settings: dict, source: str) -> RawDataset:
     )
 
 
-def subset_loader(source: str):
-    def load(settings: dict) -> RawDataset:
-        return load_subset(settings, source)
-
-    load.__name__ = f"load_{source.lower()}"
-    return load
-
-
 def load_imagenet1k(settings: dict) -> RawDataset:
     source = "ImageNet1K"
     root = _root(settings, source)
     size = image_size(settings, FULL_SIZE, source)
     where, fix = layout(root, source), _fix(source)
     train_dir, val_dir = root / "train", root / "val"
-    if not train_dir.is_dir():
-        raise InputError(train_dir, "folder", f"not found; {where}", fix)
+    require_folder(train_dir, where, fix)
     classes = class_folders(train_dir)
     if not classes:
         raise InputError(train_dir, "folder", f"holds no class folders; {where}", fix)
     if len(classes) != 1000:
         log.warning("train/ has %d class folders; ImageNet-1K has 1000", len(classes))
     _check_val_is_sorted(root, source)
-    if not val_dir.is_dir():
-        raise InputError(val_dir, "folder", f"not found; {where}", fix)
+    require_folder(val_dir, where, fix)
     unknown = sorted(set(class_folders(val_dir)) - set(classes))
     if unknown:
         raise InputError(val_dir / unknown[0], "class folder", f"has no train folder; {where}", fix)
@@ -245,14 +236,25 @@ def check_layout(settings: dict, source: str) -> None:
     if settings.get("download") and source in DOWNLOADS:
         return
     root = _root(settings, source)  # a missing root or a refused download raise here
-    where, fix = layout(root, source), _fix(source)
     for folder in ("train", "val"):
-        if not (root / folder).is_dir():
-            raise InputError(root / folder, "folder", f"not found; {where}", fix)
+        require_folder(root / folder, layout(root, source), _fix(source))
 
 
-def subset_checker(source: str):
-    def check(settings: dict) -> None:
-        check_layout(settings, source)
-
-    return check
+def register() -> None:
+    for source in SUBSETS:
+        register_source(
+            source,
+            partial(load_subset, source=source),
+            files=True,
+            options=("image_size",),
+            size=SUBSET_SIZE,
+            check_layout=partial(check_layout, source=source),
+        )
+    register_source(
+        "ImageNet1K",
+        load_imagenet1k,
+        files=True,
+        options=("image_size",),
+        size=FULL_SIZE,
+        check_layout=partial(check_layout, source="ImageNet1K"),
+    )

@@ -20,13 +20,15 @@ from __future__ import annotations
 import gzip
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ddrank_steps.data.datasets import PixelSplit, RawDataset
-from ddrank_steps.errors import ConfigError, InputError
+from ddrank_steps.data.datasets import PixelSplit, RawDataset, register_source
+from ddrank_steps.data.datasets.layout_checks import loader_root, plan_root, root_fix
+from ddrank_steps.errors import InputError
 
 log = logging.getLogger("ddrank.datasets.mnist")
 
@@ -95,10 +97,7 @@ def layout(root, fmt: _Format) -> str:
 
 
 def _fix(fmt: _Format) -> str:
-    return (
-        f"set datasets.<name>.root (the dataset with source: {fmt.source}) to the folder "
-        f"that holds {fmt.folder}/raw/ or the four idx files, or set download: true"
-    )
+    return root_fix(fmt.source, f"the folder that holds {fmt.folder}/raw/ or the four idx files")
 
 
 def find_folder(root: Path, fmt: _Format) -> Path:
@@ -191,20 +190,14 @@ def _download(root: Path, fmt: _Format) -> None:
 
 
 def load_format(settings: dict, fmt: _Format) -> RawDataset:
-    root = settings.get("root")
-    download = bool(settings.get("download", False))
-    if root is None:
-        if not download:
-            raise ConfigError(
-                f"datasets.<name>.root is not set for the dataset with source: {fmt.source}; "
-                f"{_fix(fmt)}"
-            )
-        root = f"data/{fmt.source.lower()}"
-    root = Path(root).expanduser()
-    if download:
-        _download(root, fmt)
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {layout(root, fmt)}", _fix(fmt))
+    root = loader_root(
+        settings,
+        fmt.source,
+        partial(layout, fmt=fmt),
+        _fix(fmt),
+        default=f"data/{fmt.source.lower()}",
+        fetch=partial(_download, fmt=fmt),
+    )
     folder = find_folder(root, fmt)
     return RawDataset(
         name=fmt.source,
@@ -218,31 +211,21 @@ def load_format(settings: dict, fmt: _Format) -> RawDataset:
     )
 
 
-def load_mnist(settings: dict) -> RawDataset:
-    return load_format(settings, MNIST_FORMAT)
-
-
-def load_fashion_mnist(settings: dict) -> RawDataset:
-    return load_format(settings, FASHION_FORMAT)
-
-
 def check_layout(settings: dict, fmt: _Format) -> None:
     """At plan time: root and the four idx files are there (unless download: true)."""
-    if settings.get("download"):
+    root = plan_root(settings, fmt.source, partial(layout, fmt=fmt), _fix(fmt))
+    if root is None:
         return
-    if settings.get("root") is None:
-        raise ConfigError(f"root is not set for source {fmt.source}; {_fix(fmt)}")
-    root = Path(settings["root"]).expanduser()
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {layout(root, fmt)}", _fix(fmt))
     folder = find_folder(root, fmt)
     for name in FILES.values():
         _locate(folder, name, root, fmt)
 
 
-def check_mnist(settings: dict) -> None:
-    check_layout(settings, MNIST_FORMAT)
-
-
-def check_fashion_mnist(settings: dict) -> None:
-    check_layout(settings, FASHION_FORMAT)
+def register() -> None:
+    for fmt in (MNIST_FORMAT, FASHION_FORMAT):
+        register_source(
+            fmt.source,
+            partial(load_format, fmt=fmt),
+            size=28,
+            check_layout=partial(check_layout, fmt=fmt),
+        )

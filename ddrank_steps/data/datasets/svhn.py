@@ -17,8 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddrank_steps.data.datasets import PixelSplit, RawDataset
-from ddrank_steps.errors import ConfigError, InputError
+from ddrank_steps.data.datasets import PixelSplit, RawDataset, register_source
+from ddrank_steps.data.datasets.layout_checks import (
+    loader_root,
+    plan_root,
+    require_file,
+    root_fix,
+)
+from ddrank_steps.errors import InputError
 
 log = logging.getLogger("ddrank.datasets.svhn")
 
@@ -26,10 +32,7 @@ FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 # DC/DSA's SVHN statistics.
 MEAN = [0.4377, 0.4438, 0.4728]
 STD = [0.1980, 0.2010, 0.1970]
-FIX = (
-    "set datasets.<name>.root (the dataset with source: SVHN) to the folder that holds "
-    "train_32x32.mat and test_32x32.mat, or set download: true"
-)
+FIX = root_fix("SVHN", "the folder that holds train_32x32.mat and test_32x32.mat")
 
 
 def layout(root) -> str:
@@ -39,8 +42,7 @@ def layout(root) -> str:
 def _read(path: Path, root: Path) -> PixelSplit:
     import scipy.io
 
-    if not path.is_file():
-        raise InputError(path, "file", f"not found; {layout(root)}", FIX)
+    require_file(path, layout(root), FIX)
     try:
         blob = scipy.io.loadmat(str(path))
     except Exception as exc:  # every unreadable .mat is the same problem for the user
@@ -74,22 +76,16 @@ def _read(path: Path, root: Path) -> PixelSplit:
     return PixelSplit(images=torch.from_numpy(images), labels=torch.from_numpy(labels))
 
 
-def load(settings: dict) -> RawDataset:
-    root = settings.get("root")
-    download = bool(settings.get("download", False))
-    if root is None:
-        if not download:
-            raise ConfigError(f"datasets.<name>.root is not set for source SVHN; {FIX}")
-        root = "data/svhn"
-    root = Path(root).expanduser()
-    if download:
-        import torchvision
+def _download(root: Path) -> None:
+    import torchvision
 
-        log.info("downloading SVHN to %s (skipped when already there)", root)
-        for split in FILES:
-            torchvision.datasets.SVHN(str(root), split=split, download=True)
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {layout(root)}", FIX)
+    log.info("downloading SVHN to %s (skipped when already there)", root)
+    for split in FILES:
+        torchvision.datasets.SVHN(str(root), split=split, download=True)
+
+
+def load(settings: dict) -> RawDataset:
+    root = loader_root(settings, "SVHN", layout, FIX, default="data/svhn", fetch=_download)
     return RawDataset(
         name="SVHN",
         classes=[str(c) for c in range(10)],
@@ -104,13 +100,12 @@ def load(settings: dict) -> RawDataset:
 
 def check_layout(settings: dict) -> None:
     """At plan time: root and both .mat files are there (unless download: true)."""
-    if settings.get("download"):
+    root = plan_root(settings, "SVHN", layout, FIX)
+    if root is None:
         return
-    if settings.get("root") is None:
-        raise ConfigError(f"root is not set for source SVHN; {FIX}")
-    root = Path(settings["root"]).expanduser()
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {layout(root)}", FIX)
     for name in FILES.values():
-        if not (root / name).is_file():
-            raise InputError(root / name, "file", f"not found; {layout(root)}", FIX)
+        require_file(root / name, layout(root), FIX)
+
+
+def register() -> None:
+    register_source("SVHN", load, size=32, check_layout=check_layout)

@@ -21,10 +21,18 @@ from pathlib import Path
 
 import torch
 
-from ddrank_steps.data.datasets import FileSplit, RawDataset
+from ddrank_steps.data.datasets import FileSplit, RawDataset, register_source
+from ddrank_steps.data.datasets.layout_checks import (
+    plan_root,
+    require_file,
+    require_folder,
+    require_root,
+    root_fix,
+    root_setting,
+)
 from ddrank_steps.data.datasets.trees import class_tree_split, find_root, image_size
 from ddrank_steps.data.image_files import class_folders, is_image
-from ddrank_steps.errors import ConfigError, InputError
+from ddrank_steps.errors import InputError
 
 log = logging.getLogger("ddrank.datasets.tinyimagenet")
 
@@ -33,10 +41,7 @@ IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 FOLDER = "tiny-imagenet-200"
-FIX = (
-    "set datasets.<name>.root (the dataset with source: TinyImageNet) to the unpacked "
-    "tiny-imagenet-200 folder, or set download: true"
-)
+FIX = root_fix("TinyImageNet", "the unpacked tiny-imagenet-200 folder")
 
 
 def layout(root) -> str:
@@ -49,8 +54,7 @@ def layout(root) -> str:
 
 def read_wnids(root: Path) -> list[str]:
     path = root / "wnids.txt"
-    if not path.is_file():
-        raise InputError(path, "file", f"not found; {layout(root)}", FIX)
+    require_file(path, layout(root), FIX)
     wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not wnids:
         raise InputError(path, "wnids", f"is empty; {layout(root)}", "download the dataset again")
@@ -125,27 +129,26 @@ def read_val(root: Path, classes: list[str], size: int) -> FileSplit:
     raise InputError(val, "folder", f"not found or empty; {layout(root)}", FIX)
 
 
-def load(settings: dict) -> RawDataset:
-    root = settings.get("root")
-    download = bool(settings.get("download", False))
-    if root is None:
-        if not download:
-            raise ConfigError(f"datasets.<name>.root is not set for source TinyImageNet; {FIX}")
-        root = "data/tinyimagenet"
-    root = Path(root).expanduser()
-    size = image_size(settings, DEFAULT_SIZE, "TinyImageNet")
-    if download and not find_root(root, "wnids.txt", (FOLDER,)).joinpath("wnids.txt").is_file():
-        from torchvision.datasets.utils import download_and_extract_archive
+def _download(root: Path) -> None:
+    """Fetch and unpack the zip into `root`, unless wnids.txt is already there."""
+    if find_root(root, "wnids.txt", (FOLDER,)).joinpath("wnids.txt").is_file():
+        return
+    from torchvision.datasets.utils import download_and_extract_archive
 
-        log.info("downloading TinyImageNet to %s", root)
-        download_and_extract_archive(URL, download_root=str(root))
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {layout(root)}", FIX)
+    log.info("downloading TinyImageNet to %s", root)
+    download_and_extract_archive(URL, download_root=str(root))
+
+
+def load(settings: dict) -> RawDataset:
+    root = root_setting(settings, "TinyImageNet", FIX, default="data/tinyimagenet")
+    size = image_size(settings, DEFAULT_SIZE, "TinyImageNet")
+    if settings.get("download"):
+        _download(root)
+    require_root(root, layout(root), FIX)
     root = find_root(root, "wnids.txt", (FOLDER,))
     classes = sorted(read_wnids(root))
     train_dir = root / "train"
-    if not train_dir.is_dir():
-        raise InputError(train_dir, "folder", f"not found; {layout(root)}", FIX)
+    require_folder(train_dir, layout(root), FIX)
     missing = sorted(set(classes) - set(class_folders(train_dir)))
     if missing:
         raise InputError(
@@ -169,16 +172,22 @@ def load(settings: dict) -> RawDataset:
 
 
 def check_layout(settings: dict) -> None:
-    """At plan time: root, wnids.txt and train/ are there (unless download: true)."""
-    if settings.get("download"):
+    """At plan time: root, wnids.txt, train/ and val/ are there (unless download: true)."""
+    root = plan_root(settings, "TinyImageNet", layout, FIX)
+    if root is None:
         return
-    if settings.get("root") is None:
-        raise ConfigError(f"datasets.<name>.root is not set for source TinyImageNet; {FIX}")
-    root = Path(settings["root"]).expanduser()
-    if not root.is_dir():
-        raise InputError(root, "root", f"folder not found; {layout(root)}", FIX)
     root = find_root(root, "wnids.txt", (FOLDER,))
     read_wnids(root)
     for folder in ("train", "val"):
-        if not (root / folder).is_dir():
-            raise InputError(root / folder, "folder", f"not found; {layout(root)}", FIX)
+        require_folder(root / folder, layout(root), FIX)
+
+
+def register() -> None:
+    register_source(
+        "TinyImageNet",
+        load,
+        files=True,
+        options=("image_size",),
+        size=DEFAULT_SIZE,
+        check_layout=check_layout,
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ddrank_steps.data.datasets import FileSplit
+from ddrank_steps.data.datasets.layout_checks import require_folder
 from ddrank_steps.data.image_files import IMG_EXTENSIONS, list_images
 from ddrank_steps.errors import ConfigError, InputError
 
@@ -30,13 +31,11 @@ def class_tree_split(
     root: Path, split_dir: Path, classes: list[str], size: int, layout: str, fix: str
 ) -> FileSplit:
     """A FileSplit of `split_dir/<class>/…` with label i for `classes[i]`."""
-    if not split_dir.is_dir():
-        raise InputError(split_dir, "folder", f"not found; {layout}", fix)
+    require_folder(split_dir, layout, fix)
     paths, labels = [], []
     for label, name in enumerate(classes):
         folder = split_dir / name
-        if not folder.is_dir():
-            raise InputError(folder, "class folder", f"not found; {layout}", fix)
+        require_folder(folder, layout, fix, field="class folder")
         files = list_images(folder)
         if not files:
             raise InputError(
