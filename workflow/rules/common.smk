@@ -13,7 +13,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from ddrank_steps import metric_registry, paths
-from ddrank_steps.runtime import run_lock
+from ddrank_steps.runtime import job_policy, run_lock
 from ddrank_steps.planning.code_inputs import (
     leaderboard_sources,
     plot_sources,
@@ -32,19 +32,6 @@ from ddrank_steps.reporting.score_records import group_of
 
 # Nothing imported here imports torch: a run whose config and inputs did not change loads
 # the stored plan (plan_cache.py) and builds the DAG in plain Python. Keep it that way.
-
-# One interpreter for every job: the one running Snakemake (the venv or conda env that
-# ddrank was installed into), found first on PATH, so `python` in a rule is that one.
-# Each rule's `conda:` names the same packages for `--sdm conda`, which then provides
-# the interpreter itself.
-_USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-_PATH = (
-    "" if _USE_CONDA else f"PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH "
-)
-_SHELL_PREFIX = (
-    f"export {_PATH}PYTHONPATH={shlex.quote(REPO)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
-)
-shell.prefix(_SHELL_PREFIX)
 
 # A lock here means another run is active, or one was killed: say which, before
 # Snakemake's own message (the same in both cases) asks for --unlock.
@@ -81,6 +68,14 @@ except ConfigError as exc:
 
 DEVICE = config["device"]
 RES = config["resources"]
+
+# One interpreter for every job: the one running Snakemake (the venv or conda env that
+# ddrank was installed into), found first on PATH, so `python` in a rule is that one.
+# Each rule's `conda:` names the same packages for `--sdm conda`, which then provides
+# the interpreter itself. The prefix also tells gpu_lease the slots per GPU.
+_USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+_PYTHON_DIR = None if _USE_CONDA else str(Path(sys.executable).parent)
+shell.prefix(job_policy.shell_prefix(REPO, _PYTHON_DIR, RES))
 
 
 wildcard_constraints:
@@ -236,80 +231,33 @@ def run_protocol_json(wildcards):
     return protocol_json(wildcards.protocol)
 
 
-# Snakemake's `gpu` resource counts slots of 1/jobs_per_gpu GPU, so that
-# `--resources gpu=<GPUs x jobs_per_gpu>` lets that many one-GPU jobs share each device;
-# gpu_lease reads a job's count the same way (below a whole GPU: a share of one device),
-# told the slot count by DDRANK_JOBS_PER_GPU. That goes through the environment, not the
-# command line: a rule's command text and params are rerun triggers, and how jobs share a
-# GPU must never rerun one.
-shell.prefix(_SHELL_PREFIX + f"export DDRANK_JOBS_PER_GPU={RES['jobs_per_gpu']}; ")
-
-
-def jobs_per_gpu():
-    """Slots per GPU. 1 under SLURM (and in its job steps): SLURM gives each job its own
-    devices and counts whole GPUs, so jobs_per_gpu never multiplies a SLURM request (the
-    lease passes through there). Asked when the jobs are made, once Snakemake knows its
-    executor: at parse time it does not yet."""
-    return RES["jobs_per_gpu"] if workflow.local_exec else 1
-
-
-def concurrent_lrs(wildcards):
-    """Whether a job's LRs train together (the train stage's --concurrent-lrs). A
-    resource, not a param: the results are the same either way, so it must rerun nothing.
-    """
-    setting = RES["concurrent_lrs"]
-    return setting if setting == "auto" else ("on" if setting else "off")
-
-
-def train_gpus(wildcards):
-    """One slot for a one-GPU job (a tiny set shares its device); whole GPUs above."""
-    gpus = RES["train_gpus"]
-    return gpus if gpus <= 1 else gpus * jobs_per_gpu()
+# How a training job uses the machine: ddrank_steps/runtime/job_policy.py. Its GPUs are
+# asked when the jobs are made, once Snakemake knows its executor (workflow.local_exec):
+# at parse time it does not yet.
 
 
 def run_processes(wildcards):
-    """Processes of one training job: the `processes` its run protocol is keyed for (a
-    real-hard run, or a set of at least resources.ddp_min_images), else one."""
-    return run_protocol_of(wildcards).get("processes", 1)
-
-
-def real_gpus(wildcards):
-    """A real-hard job trains on the whole real train split: whole GPUs, one a process."""
-    return RES["real_processes"] * jobs_per_gpu() if RES["train_gpus"] else 0
+    return job_policy.processes_of(run_protocol_of(wildcards))
 
 
 def set_gpus(wildcards):
-    """A set under torchrun takes one GPU per process, as a real-hard job does."""
-    return (
-        real_gpus(wildcards) if run_processes(wildcards) > 1 else train_gpus(wildcards)
-    )
+    return job_policy.train_gpus(RES, run_processes(wildcards), workflow.local_exec)
+
+
+def real_gpus(wildcards):
+    return job_policy.torchrun_gpus(RES, workflow.local_exec)
+
+
+def train_gpus(wildcards):
+    return job_policy.one_process_gpus(RES, workflow.local_exec)
 
 
 def set_threads(wildcards):
-    return RES["train_threads"] * run_processes(wildcards)
-
-
-def launcher(processes):
-    """How `python` starts the train stage: directly, or under torchrun with one process
-    per GPU (or per CPU share) when the run is keyed for more than one."""
-    stage = "-m ddrank_steps.stages.train"
-    if processes == 1:
-        return stage
-    return (
-        "-m torch.distributed.run --standalone --nnodes 1"
-        f" --nproc-per-node {processes} {stage}"
-    )
+    return job_policy.threads(RES, run_processes(wildcards))
 
 
 def train_launcher(wildcards):
-    return launcher(run_processes(wildcards))
-
-
-# Sets train in one process (DDP would buy nothing on a few hundred images), except
-# sets of at least resources.ddp_min_images, which the planner keys for
-# resources.real_processes; a real-hard job with resources.real_processes > 1 always
-# runs under torchrun, one process per GPU.
-REAL_LAUNCHER = launcher(RES["real_processes"])
+    return job_policy.launcher(run_processes(wildcards))
 
 
 def save_checkpoint(wildcards, output):
