@@ -65,7 +65,7 @@ from ddrank_steps.data.training_inputs import DatasetMeta, normalise  # noqa: E4
 from ddrank_steps.planning.plan import run_protocol  # noqa: E402
 from ddrank_steps.runtime.atomic_write import read_json  # noqa: E402
 from ddrank_steps.seeding import derive_seed  # noqa: E402
-from ddrank_steps.training import engine  # noqa: E402
+from ddrank_steps.training import engine, run_steps  # noqa: E402
 from ddrank_steps.training.engine import RunGroup, Split  # noqa: E402
 
 try:
@@ -261,7 +261,7 @@ def training_parity(train: Split, test: Split, epochs: int, lr: float, seed: int
     )
     # The weights our engine starts this run from (the same seeded draw train_one makes).
     initial = {
-        k: v.detach().clone() for k, v in engine._start_run(group, lr).model.state_dict().items()
+        k: v.detach().clone() for k, v in run_steps.start_run(group, lr).model.state_dict().items()
     }
     ours = engine.train_one(group, lr)
 

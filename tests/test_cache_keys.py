@@ -241,6 +241,10 @@ def test_changing_a_real_protocol_field_moves_the_real_hard_key(config, field, v
 # Modules that run a training job or read its run protocol.
 ENGINE_SIDE = [
     "ddrank_steps/training/engine.py",
+    "ddrank_steps/training/group.py",
+    "ddrank_steps/training/run_steps.py",
+    "ddrank_steps/training/evaluation.py",
+    "ddrank_steps/training/together.py",
     "ddrank_steps/training/optimisers.py",
     "ddrank_steps/training/losses.py",
     "ddrank_steps/training/label_targets.py",

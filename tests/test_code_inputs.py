@@ -54,6 +54,9 @@ def test_module_sources_of_train_follow_its_imports():
     assert {
         "stages/train.py",
         "training/engine.py",
+        "training/run_steps.py",
+        "training/together.py",
+        "runtime/job_policy.py",
         "training/teachers.py",
         "augment/base.py",
     } <= sources

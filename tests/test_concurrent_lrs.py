@@ -14,7 +14,7 @@ import yaml
 from helpers import tiny_protocol
 
 from ddrank_steps.data.training_inputs import DatasetMeta
-from ddrank_steps.training import engine
+from ddrank_steps.training import engine, run_steps
 from ddrank_steps.training.engine import RunGroup, Split, concurrent_lrs, train_group
 from ddrank_steps.transforms.batches import BatchTransform
 
@@ -161,12 +161,12 @@ def test_together_equals_one_at_a_time_with_teachers_mode_m():
 def test_each_run_keeps_its_own_global_rng_draws(monkeypatch):
     """Dropout draws from the global RNG: interleaved runs must still draw what each draws
     alone, and the test would fail without the lanes' per-run RNG state."""
-    build = engine.build_model
+    build = run_steps.build_model
 
     def with_dropout(*args, **kwargs):
         return torch.nn.Sequential(torch.nn.Dropout(0.3), build(*args, **kwargs))
 
-    monkeypatch.setattr(engine, "build_model", with_dropout)
+    monkeypatch.setattr(run_steps, "build_model", with_dropout)
     p = protocol()
     assert_same(*both_ways(lambda: make_group(p)))
 

@@ -10,8 +10,9 @@ import torch
 from helpers import tiny_config, tiny_protocol, toy_split
 
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.training import engine
-from ddrank_steps.training.engine import RunResult, _select_point, eval_epochs, select_lr
+from ddrank_steps.training import engine, run_steps
+from ddrank_steps.training.engine import RunResult, eval_epochs, select_lr
+from ddrank_steps.training.evaluation import select_point
 from ddrank_steps.training.optimisers import make_optimizer, make_scheduler
 
 SHAPE = (1, 8, 8)
@@ -79,16 +80,16 @@ CURVE = [
 
 def test_select_best_takes_the_highest_test_accuracy_earliest_on_ties():
     # epochs 20 and 30 tie on test 0.80: the earlier one wins
-    assert _select_point(CURVE, "best")["epoch"] == 20
+    assert select_point(CURVE, "best")["epoch"] == 20
 
 
 def test_select_final_takes_the_last_evaluated_epoch():
-    assert _select_point(CURVE, "final")["epoch"] == 35
+    assert select_point(CURVE, "final")["epoch"] == 35
 
 
 def test_select_val_takes_the_highest_val_accuracy_earliest_on_ties():
     # epochs 10 and 30 tie on val 0.70: epoch 10 wins, and its test accuracy is reported
-    point = _select_point(CURVE, "val")
+    point = select_point(CURVE, "val")
     assert (point["epoch"], point["test"]) == (10, 0.60)
 
 
@@ -123,14 +124,14 @@ def test_different_seed_gives_different_curves():
 
 def test_lrs_of_one_group_start_from_identical_initial_weights(monkeypatch):
     initial = []
-    build = engine.build_model
+    build = run_steps.build_model
 
     def recording_build(*args, **kwargs):
         model = build(*args, **kwargs)
         initial.append({k: v.clone() for k, v in model.state_dict().items()})
         return model
 
-    monkeypatch.setattr(engine, "build_model", recording_build)
+    monkeypatch.setattr(run_steps, "build_model", recording_build)
     group(protocol(epochs=1))
     assert len(initial) == 2
     assert all(torch.equal(initial[0][k], initial[1][k]) for k in initial[0])

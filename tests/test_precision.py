@@ -15,7 +15,7 @@ from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.planning.plan import build_plan
-from ddrank_steps.training import engine, precision
+from ddrank_steps.training import engine, precision, run_steps
 from ddrank_steps.training.engine import RunResult, Split, select_lr
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,14 +110,14 @@ def train(arithmetic: str, device: str = "cpu", **changes):
 def output_dtypes(monkeypatch) -> list[torch.dtype]:
     """The dtype of every model output from now on (training steps and evaluation)."""
     dtypes = []
-    build = engine.build_model
+    build = run_steps.build_model
 
     def recording_build(*args, **kwargs):
         model = build(*args, **kwargs)
         model.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
         return model
 
-    monkeypatch.setattr(engine, "build_model", recording_build)
+    monkeypatch.setattr(run_steps, "build_model", recording_build)
     return dtypes
 
 

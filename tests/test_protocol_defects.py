@@ -16,7 +16,7 @@ from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.planning.plan import build_plan
-from ddrank_steps.training import engine
+from ddrank_steps.training import engine, run_steps
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -104,7 +104,7 @@ def initial_weights(real: bool) -> list[torch.Tensor]:
     p = tiny_protocol("fixed", lr=0.1)
     split = engine.Split(torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 0, 1]))
     group = engine.RunGroup(p, 3, split, split, None, (1, 8, 8), num_classes=2, real=real)
-    return [t.clone() for t in engine._start_run(group, 0.1).model.state_dict().values()]
+    return [t.clone() for t in run_steps.start_run(group, 0.1).model.state_dict().values()]
 
 
 def test_real_hard_runs_draw_other_initial_weights_than_the_students():

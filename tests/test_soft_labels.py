@@ -17,7 +17,7 @@ from snakemake.utils import validate
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.models import build_model
 from ddrank_steps.planning.plan import build_plan
-from ddrank_steps.training import engine
+from ddrank_steps.training import run_steps
 from ddrank_steps.training.engine import LabelRecipe, RunGroup, Split, train_one
 from ddrank_steps.training.label_targets import soft_targets
 from ddrank_steps.training.losses import (
@@ -187,7 +187,7 @@ def test_mode_m_teachers_label_the_augmented_batch(monkeypatch):
     def plus_one(name, params):  # an "augmentation" whose effect is easy to recognise
         return lambda images, generator: (images + 1.0, None)
 
-    monkeypatch.setattr(engine, "build_augmentation", plus_one)
+    monkeypatch.setattr(run_steps, "build_augmentation", plus_one)
     train, test = toy_data()
     spy = SpyTeacher()
     p = soft_protocol("M")
@@ -212,7 +212,7 @@ def test_mode_s_trains_against_the_stored_labels(monkeypatch):
 
         return loss
 
-    monkeypatch.setattr(engine, "make_soft_loss", spy_factory)
+    monkeypatch.setattr(run_steps, "make_soft_loss", spy_factory)
     train, test = toy_data()
     train.soft = torch.randn(len(train.labels), 3)
     train_one(RunGroup(soft_protocol("S"), 0, train, test, None, SHAPE, 3), 0.01)

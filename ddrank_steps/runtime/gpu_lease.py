@@ -16,8 +16,9 @@ device has S slots, and N counts slots, as the job's `gpu` resource does for Sna
 tiny run takes 1). N a multiple of S is a whole-device job: N/S devices with all their
 slots (a torchrun job with one process per GPU). With S = 1 (the default) N is simply a
 number of whole GPUs. Any other N is an error. The workflow exports DDRANK_JOBS_PER_GPU
-(`resources.jobs_per_gpu`) in every job's shell prefix: unlike a rule's command text,
-the prefix is no rerun trigger, and how jobs share a GPU must never rerun one.
+(`resources.jobs_per_gpu`) in every job's shell prefix (`job_policy.shell_prefix`):
+unlike a rule's command text, the prefix is no rerun trigger, and how jobs share a GPU
+must never rerun one.
 
 The lease is `flock` on lock files in a lock directory. A whole-device job holds its
 device's file (`gpu-<id>.lock`) exclusively; a shared job holds it shared plus one slot
@@ -63,10 +64,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from ddrank_steps.runtime.job_policy import ENV_JOBS_PER_GPU
+
 ENV_DEVICES = "DDRANK_GPUS"
 ENV_LOCK_DIR = "DDRANK_GPU_LEASE_DIR"
 ENV_TIMEOUT = "DDRANK_GPU_LEASE_TIMEOUT"
-ENV_JOBS_PER_GPU = "DDRANK_JOBS_PER_GPU"
 DEFAULT_TIMEOUT_S = 24 * 3600.0
 LOG_EVERY_S = 60.0
 SLOT_FILE = re.compile(r"\.slot(\d+)\.lock$")

@@ -25,9 +25,9 @@ from ddrank_steps.data import streaming
 from ddrank_steps.data.training_inputs import DatasetMeta, load_set, load_split
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.runtime.atomic_write import write_json
+from ddrank_steps.runtime.job_policy import CONCURRENT_LRS
 from ddrank_steps.training import distributed, precision
 from ddrank_steps.training.engine import (
-    CONCURRENT_LRS,
     RunGroup,
     RunResult,
     Split,

@@ -100,5 +100,12 @@ def memory_format(precision: str, device: torch.device) -> torch.memory_format:
     return torch.contiguous_format
 
 
+def in_layout(images: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
+    """A batch of images in the run's memory layout (`memory_format`)."""
+    if layout == torch.contiguous_format or images.dim() != 4:
+        return images
+    return images.contiguous(memory_format=layout)
+
+
 def eval_batch(precision: str, device: torch.device) -> int:
     return EVAL_BATCH.get((device.type, precision), DEFAULT_EVAL_BATCH)

@@ -15,7 +15,7 @@ rule train:
         runtime=RES["train_runtime"],
         gpu=set_gpus,
         data_workers=data_workers,
-        concurrent_lrs=concurrent_lrs,
+        concurrent_lrs=job_policy.concurrent_lrs_setting(RES),
     params:
         protocol=run_protocol_json,
         args=train_args,
@@ -38,18 +38,18 @@ rule train_real:
         "results/logs/train/{dataset}/real/{protocol}/seed{seed}.log",
     conda:
         "../envs/ddrank.yaml"
-    threads: RES["train_threads"] * RES["real_processes"]
+    threads: job_policy.threads(RES, RES["real_processes"])
     resources:
         mem_mb=RES["train_mem_mb"],
         runtime=RES["train_runtime"],
         gpu=real_gpus,
         data_workers=data_workers,
-        concurrent_lrs=concurrent_lrs,
+        concurrent_lrs=job_policy.concurrent_lrs_setting(RES),
     params:
         protocol=run_protocol_json,
         args=train_args,
         device=DEVICE,
-        launcher=REAL_LAUNCHER,
+        launcher=job_policy.launcher(RES["real_processes"]),
         save=save_checkpoint,
     shell:
         TRAIN_SHELL
