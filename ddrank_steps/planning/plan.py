@@ -37,6 +37,12 @@ from ddrank_steps import metric_registry, paths
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.models import canonical_model_name, canonical_options, pretrained_classes
 from ddrank_steps.planning.set_size import set_images, set_processes
+from ddrank_steps.protocol_defaults import (
+    UNNAMED_PRECISION,
+    UNNAMED_SELECT,
+    precision_of,
+    protocol_defaults,
+)
 from ddrank_steps.seeding import round_seeds
 
 REFERENCE_SET_KINDS = ("random", "herding", "kmeans")
@@ -47,8 +53,11 @@ REFERENCE_REAL_ACCURACIES_FILE = Path(__file__).with_name("reference_real_accura
 
 @cache
 def reference_real_protocols() -> dict[str, dict]:
-    """The reference's real-data training table, keyed "{dataset}-{model}"."""
-    return yaml.safe_load(REFERENCE_REAL_PROTOCOLS_FILE.read_text())["protocols"]
+    """The reference's real-data training table, keyed "{dataset}-{model}". Each entry is
+    the protocol defaults with the entry's own keys over them, as the schema's validation
+    makes a config's `real_protocols` entry."""
+    table = yaml.safe_load(REFERENCE_REAL_PROTOCOLS_FILE.read_text())["protocols"]
+    return {name: {**protocol_defaults(), **entry} for name, entry in table.items()}
 
 
 @cache
@@ -82,9 +91,6 @@ TRAINING_KEYS = (
 # Optional lists (see transforms.batches): in a run protocol only when given, so a protocol
 # without them keeps the key it had before they existed.
 TRANSFORM_KEYS = ("train_transforms", "test_transforms")
-# The reference's arithmetic. A run protocol names its precision only when it is another,
-# so every run made before the switch existed keeps its key (`precision_of` reads both).
-DEFAULT_PRECISION = "fp32"
 
 
 def canonical_json(data) -> str:
@@ -141,13 +147,13 @@ def canonicalise(run: dict) -> None:
 
 def resolve_protocol(protocol: dict, metric: metric_registry.Metric) -> dict:
     """The metric's protocol with what it leaves to the metric filled in: the test interval
-    (the reference's per metric: 10 for hard-label metrics, 20 for LRS-soft and ARS) and the
-    selection rule (`best`, the reference's). An explicit value wins."""
+    (the metric's own, `Metric.test_interval`) and the selection rule (`UNNAMED_SELECT`).
+    An explicit value wins."""
     resolved = copy.deepcopy(protocol)
     if resolved.get("test_interval") is None:
         resolved["test_interval"] = metric.test_interval
     if resolved.get("select") is None:
-        resolved["select"] = "best"
+        resolved["select"] = UNNAMED_SELECT
     return resolved
 
 
@@ -158,7 +164,7 @@ def run_protocol(protocol: dict, lr_source: str, labels: dict | None = None) -> 
     for key in (*TRANSFORM_KEYS, "processes"):  # keys that only some runs have
         if not run[key]:
             del run[key]
-    if run["precision"] in (None, DEFAULT_PRECISION):  # fp32 runs keep the keys they had
+    if precision_of(run) == UNNAMED_PRECISION:  # fp32 runs keep the keys they had
         del run["precision"]
     canonicalise(run)
     run["labels"] = "soft" if labels else "hard"
@@ -285,7 +291,7 @@ class Plan:
                 f"protocol's select ('{protocol['select']}'), so HLR compares like with like; "
                 "remove this key"
             )
-        arithmetic = protocol.get("precision") or DEFAULT_PRECISION
+        arithmetic = precision_of(protocol)
         if real.get("precision") not in (None, arithmetic):
             raise ConfigError(
                 f"real_protocols.{name}.precision: the real-hard run trains in the metric "

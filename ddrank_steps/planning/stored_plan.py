@@ -8,7 +8,8 @@ holds, so a plan stored under that key is the plan `build_plan` would return:
 
 - the validated config (defaults filled in) and the working directory (relative paths,
   and the error messages that name it);
-- the contents of every ddrank_steps source and data file, so a code change re-plans;
+- the contents of every ddrank_steps source and data file, and of the config schema
+  (which holds the protocol defaults), so a code change re-plans;
 - the machine (its host name and CUDA_VISIBLE_DEVICES);
 - the Python version and the installed torch, torchvision and timm (which model names
   exist);
@@ -40,6 +41,7 @@ from pathlib import Path
 
 from ddrank_steps.planning import code_inputs
 from ddrank_steps.planning.plan import Plan
+from ddrank_steps.protocol_defaults import SCHEMA_FILE
 from ddrank_steps.runtime.atomic_write import atomic_path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # ddrank_steps/
@@ -122,12 +124,14 @@ def plan_key(config: dict) -> str:
 
 
 def source_digest() -> str:
-    """One hash of every ddrank_steps file the planner may run or read."""
+    """One hash of every ddrank_steps file the planner may run or read, and of the
+    config schema, whose protocol defaults it reads (protocol_defaults.py)."""
     digest = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*")):
         if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(b"schema\0" + hashlib.sha256(SCHEMA_FILE.read_bytes()).digest())
     return digest.hexdigest()
 
 

@@ -62,6 +62,7 @@ from tqdm import tqdm
 from ddrank_steps.augment import build_augmentation, mixed_loss
 from ddrank_steps.data import streaming
 from ddrank_steps.models import build_model
+from ddrank_steps.protocol_defaults import UNNAMED_PRECISION, precision_of
 from ddrank_steps.seeding import derive_seed
 from ddrank_steps.training import distributed, precision
 from ddrank_steps.training.label_targets import HARD, STORED, TEACHERS, label_source
@@ -110,7 +111,10 @@ def resolve_device(name: str) -> torch.device:
 
 @torch.inference_mode()
 def evaluate(
-    model: torch.nn.Module, split: Split, batch_size: int | None = None, arithmetic: str = "fp32"
+    model: torch.nn.Module,
+    split: Split,
+    batch_size: int | None = None,
+    arithmetic: str = UNNAMED_PRECISION,
 ) -> float:
     """Test accuracy (a fraction), in the run's arithmetic (`precision`)."""
     rank, world = distributed.rank_world()
@@ -224,7 +228,7 @@ class _Run:
     rank: int
     world: int
     loss_sum: torch.Tensor  # summed on the device since the last evaluation point
-    arithmetic: str = precision.DEFAULT  # the protocol's precision
+    arithmetic: str = UNNAMED_PRECISION  # the protocol's precision
     scaler: torch.amp.GradScaler | None = None  # fp16's loss scaler
     layout: torch.memory_format = torch.contiguous_format
     steps: int = 0
@@ -239,7 +243,7 @@ def _start_run(group: RunGroup, lr: float) -> _Run:
         derive_seed("init", "real", seed) if group.real else derive_seed("init", seed)
     )
     channels, height, width = group.shape
-    arithmetic = precision.precision_of(protocol)
+    arithmetic = precision_of(protocol)
     layout = precision.memory_format(arithmetic, device)
     model = build_model(
         protocol["model"],
