@@ -1,4 +1,4 @@
-"""The workflow's stored plan (plan_cache): a run whose config and inputs did not change
+"""The workflow's stored plan (stored_plan): a run whose config and inputs did not change
 plans without torch; a change to anything the plan depends on plans (and checks) again."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.planning import stored_plan
-from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.planning.builder import build_plan
 from ddrank_steps.planning.stored_plan import CACHE_FILE, cached_plan, plan_key
 
 REPO = Path(__file__).resolve().parents[1]

@@ -96,7 +96,6 @@ def load(cache_file: str | os.PathLike, key: str) -> Plan | None:
 
 def store(cache_file: str | os.PathLike, key: str, plan: Plan) -> None:
     """Write the plan atomically; a cache that cannot be written costs time, not a run."""
-    plan._peeked.clear()  # memory-mapped tensors: torch on load, and nothing a rule reads
     # the code inputs' import walk too: the key holds every source file's contents
     blob = {"key": key, "plan": plan, "imports": code_inputs.import_table()}
     try:
