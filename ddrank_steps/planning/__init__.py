@@ -6,6 +6,7 @@
 - `reference_tables`: the reference's real-data recipes and known accuracies;
 - `builder`: `build_plan`, which fills a Plan from a config, metric by metric;
 - `plan`: the Plan, and the questions the rules ask of it;
+- `reads`: the paths a build looked at, with their state, which `stored_plan` keys on;
 - `stored_plan`: the plan kept between runs, loaded without torch;
 - `set_size`: the set sizes known before any set exists;
 - `code_inputs`: the package files each job runs.

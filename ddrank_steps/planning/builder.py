@@ -4,9 +4,9 @@ which cache key (keys.py).
 The Snakefile calls `build_plan` while it builds the DAG, so importing this module is
 plain Python: torch is imported only while the plan is built, to check model,
 augmentation and transform names (checks.py) and to peek into the methods' `.pt` files.
-The workflow stores the Plan between runs (stored_plan.py): anything this reads besides
-the config and the package's own files must be in the stored plan's key
-(`watched_paths`), or a change to it goes unnoticed.
+The workflow stores the Plan between runs (stored_plan.py), keyed on the config, the code
+and every path the build looked at, which the build records as it looks (`Plan.reads`):
+a file this reads must be read through `reads.look`, or a change to it goes unnoticed.
 
 What each metric needs comes from the metric registry (`metric_registry`): the builder
 gives every metric a `MetricRequest` and the helpers `arm` and `real_arm`, and turns the
@@ -201,7 +201,14 @@ class PlanBuilder:
         return [str(Path(teacher_dir) / name / model / "ckpt_best.pt") for name in names]
 
     def teacher_file(self, dataset: str, model: str) -> str | None:
-        return next((p for p in self.teacher_candidates(dataset, model) if Path(p).is_file()), None)
+        """The first candidate checkpoint that is there. Each is recorded with its folder
+        (`{teacher_dir}/{dataset}/{model}`), so one that appears plans again."""
+        reads = self.plan.reads
+        for candidate in self.teacher_candidates(dataset, model):
+            reads.look(Path(candidate).parent)
+            if reads.look(candidate).is_file():
+                return candidate
+        return None
 
     def add_label_recipe(self, request: MetricRequest, protocol: dict, set_id: SetId):
         """The soft-label part of a run protocol (None for hard labels), with the run's
@@ -256,6 +263,7 @@ class PlanBuilder:
         if path.startswith("reference:") or not path.endswith(".pt"):
             return {}
         if path not in self._peeked:
+            self.plan.reads.look(path)
             self._peeked[path] = _peek_pt(path)
         return self._peeked[path]
 
@@ -297,7 +305,7 @@ class PlanBuilder:
     def set_processes(self, dataset: str, ipc: int) -> int:
         """Processes a syn, rdm or reference set of `ipc` images per class trains on:
         resources.real_processes when it holds at least resources.ddp_min_images."""
-        images = set_images(self.config["datasets"][dataset], ipc)
+        images = set_images(self.config["datasets"][dataset], ipc, self.plan.reads)
         return set_processes(self.config.get("resources", {}), images)
 
     def real_arm(self, request: MetricRequest):
@@ -407,7 +415,7 @@ def build_plan(config: dict, check: bool = True) -> Plan:
         name: prepare_settings(settings) for name, settings in config["datasets"].items()
     }
     if check:
-        checks.run_checks(config)
+        checks.run_checks(config, plan.reads)
     builder = PlanBuilder(plan)
     for name, method in config["methods"].items():
         where = f"methods.{name}"

@@ -3,8 +3,9 @@ only in torchvision or timm, a model too deep for the images, files where the co
 they are), reported as one config error that names the key.
 
 `build_plan` runs `CHECKS` in order: names first, a typo in a model name being the
-clearest error to report. A path a check looks at must be in the stored plan's key
-(stored_plan.watched_paths), or a change to it goes unnoticed.
+clearest error to report. Each check takes the config and the build's `Reads`, and records
+there every path whose state it looks at, as it looks (reads.py), so the stored plan is
+planned, and checked, again when one of them changes.
 
 torch is imported inside the checks that need it, never at import.
 """
@@ -15,12 +16,17 @@ from pathlib import Path
 
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.planning.keys import TRANSFORM_KEYS
+from ddrank_steps.planning.reads import Reads
 
+# Levels of folders below a dataset's root whose entries the layout checks may look at
+# (e.g. {root}/cifar-10-batches-py/data_batch_1, {root}/train/{class}): a file added or
+# removed there changes its folder's mtime.
+ROOT_DEPTH = 2
 # a method's own LR given as a string is read from a file of one of these kinds
 LR_FILE_SUFFIXES = (".pt", ".txt")
 
 
-def check_names(config: dict) -> None:
+def check_names(config: dict, reads: Reads | None = None) -> None:
     """Model, augmentation and transform names and params, checked before any job runs."""
     from ddrank_steps.augment import build_augmentation
     from ddrank_steps.models import check_model_options
@@ -52,7 +58,7 @@ def check_names(config: dict) -> None:
                     )
 
 
-def check_precisions(config: dict) -> None:
+def check_precisions(config: dict, reads: Reads | None = None) -> None:
     """A precision the configured device cannot run. With `device: auto` or `cuda` the
     device is known only where the job runs (a SLURM head node has no GPU), so the train
     stage checks again there (`precision.check_supported`), before reading any data."""
@@ -65,34 +71,38 @@ def check_precisions(config: dict) -> None:
             )
 
 
-def check_datasets(config: dict) -> None:
+def check_datasets(config: dict, reads: Reads | None = None) -> None:
     """Dataset keys that the schema cannot tie to a source (image_size only for image
     files, ImageFolder's required keys) and, for the datasets the methods use, that their
     files are where `root` says, checked before any job runs."""
     from ddrank_steps.data.datasets import check_layout, check_settings
 
+    reads = reads if reads is not None else Reads()
     used = {method["dataset"] for method in config.get("methods", {}).values()}
     for name, settings in config["datasets"].items():
         check_settings(settings["source"], settings, where=f"datasets.{name}")
         if name in used:
+            if settings.get("root"):  # the layout check looks in there
+                reads.look_tree(Path(settings["root"]).expanduser(), ROOT_DEPTH)
             check_layout(settings, where=f"datasets.{name}")
 
 
-def check_method_files(config: dict) -> None:
+def check_method_files(config: dict, reads: Reads | None = None) -> None:
     """Every file a method names exists. A wrong path would otherwise drop the method
     silently once a leaderboard exists (Snakemake sees no job that could use it)."""
+    reads = reads if reads is not None else Reads()
     where_from = f"relative paths are read from the working directory {Path.cwd()}"
     for name, method in config["methods"].items():
         where = f"methods.{name}"
         images = method["images"]
-        if not images.startswith("reference:") and not Path(images).exists():
+        if not images.startswith("reference:") and not reads.look(images).exists():
             raise ConfigError(
                 f"{where}.images: '{images}' not found ({where_from}); give the .pt file or "
                 "the class-folder tree of the distilled set"
             )
         for key in ("labels", "soft_labels"):
             path = method.get(key)
-            if path and not Path(path).is_file():
+            if path and not reads.look(path).is_file():
                 raise ConfigError(f"{where}.{key}: '{path}' not found ({where_from})")
         lr = method.get("lr")
         if isinstance(lr, str):
@@ -102,11 +112,11 @@ def check_method_files(config: dict) -> None:
                     f"{'/'.join(LR_FILE_SUFFIXES)} file holding the LR; write a number "
                     f"without quotes (lr: {lr.strip() or 0.01}) or name such a file"
                 )
-            if not Path(lr).is_file():
+            if not reads.look(lr).is_file():
                 raise ConfigError(f"{where}.lr: '{lr}' not found ({where_from})")
 
 
-def check_models_fit(config: dict) -> None:
+def check_models_fit(config: dict, reads: Reads | None = None) -> None:
     """Each protocol's model (and teachers) fits the images of every dataset a method
     trains it on; the image size is known now, so a too-deep net is no job's failure."""
     from ddrank_steps.data.datasets import image_side
@@ -147,7 +157,7 @@ def check_models_fit(config: dict) -> None:
                 )
 
 
-def check_transform_datasets(config: dict) -> None:
+def check_transform_datasets(config: dict, reads: Reads | None = None) -> None:
     """Transforms need pixels: a ZCA dataset's sets are stored whitened and have none."""
     for mname, method in config["methods"].items():
         if not config["datasets"].get(method["dataset"], {}).get("zca"):
@@ -175,7 +185,7 @@ CHECKS = (
 )
 
 
-def run_checks(config: dict) -> None:
+def run_checks(config: dict, reads: Reads) -> None:
     """Every check, in order; the first failure is the error."""
     for check in CHECKS:
-        check(config)
+        check(config, reads)

@@ -7,8 +7,8 @@ Python: the rules call these queries while Snakemake builds the DAG, once per jo
 
 What a Plan holds: every run protocol under its cache key (keys.py), every planned run
 (its file, and what it trains), every score with its terms per round, the teacher
-ensembles and the settings each prepared dataset depends on. Result paths come from
-`paths`.
+ensembles, the settings each prepared dataset depends on, and the paths the build looked
+at (reads.py). Result paths come from `paths`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from ddrank_steps import paths
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.planning.keys import SetId, teachers_key
+from ddrank_steps.planning.reads import Reads
 
 # api/translate.py (rewritten elsewhere) still imports these two from here; they live in
 # reference_tables. Remove this line once it imports them from there.
@@ -44,6 +45,8 @@ class Plan:
     # dataset -> the settings its prepared cache depends on (datasets.prepare_settings),
     # kept here so the rules read them without importing the dataset loaders (torch)
     dataset_settings: dict[str, dict] = field(default_factory=dict)
+    # every path the build looked at, with its state then: what the stored plan keys on
+    reads: Reads = field(default_factory=Reads, repr=False)
 
     def score_targets(self) -> list[str]:
         return [paths.SCORE.format(method=m, metric=k) for (m, k) in self.scores]
