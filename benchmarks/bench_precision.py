@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ddrank_steps import metric_registry
 from ddrank_steps.data.datasets import digits
 from ddrank_steps.models import build_model
-from ddrank_steps.planning.plan import resolve_protocol, run_protocol
+from ddrank_steps.planning.keys import resolve_protocol, run_protocol
 from ddrank_steps.training import engine, precision
 from ddrank_steps.training.engine import RunGroup, Split
 

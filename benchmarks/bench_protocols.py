@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddrank_steps.planning.plan import run_protocol
+from ddrank_steps.planning.keys import run_protocol
 
 BASE = {
     "model": "ConvNet-3",

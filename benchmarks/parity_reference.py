@@ -62,7 +62,7 @@ from ddrank_steps.data.coresets import herding_order  # noqa: E402
 from ddrank_steps.data.datasets import digits, load_source  # noqa: E402
 from ddrank_steps.data.datasets.cifar import CIFAR10_FORMAT  # noqa: E402
 from ddrank_steps.data.training_inputs import DatasetMeta, normalise  # noqa: E402
-from ddrank_steps.planning.plan import run_protocol  # noqa: E402
+from ddrank_steps.planning.keys import run_protocol  # noqa: E402
 from ddrank_steps.runtime.atomic_write import read_json  # noqa: E402
 from ddrank_steps.seeding import derive_seed  # noqa: E402
 from ddrank_steps.training import engine, run_steps  # noqa: E402

@@ -15,7 +15,7 @@ import yaml
 from format_writers import write_image
 
 from ddrank_steps.data import dataset_store
-from ddrank_steps.planning.plan import run_protocol
+from ddrank_steps.planning.keys import run_protocol
 from ddrank_steps.stages import train
 
 # A 2-block ConvNet of width 4, a few epochs: trains in milliseconds on 8x8 toy images.

@@ -16,7 +16,8 @@ from snakemake.utils import validate
 
 from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.planning.plan import build_plan, protocol_key, run_protocol
+from ddrank_steps.planning.builder import build_plan
+from ddrank_steps.planning.keys import protocol_key, run_protocol
 from ddrank_steps.training.engine import RunGroup, Split, train_one
 from ddrank_steps.transforms.batches import BatchTransform, protocol_transforms
 

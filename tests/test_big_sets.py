@@ -22,7 +22,7 @@ from ddrank_steps.data.datasets.imagenet import SUBSETS
 from ddrank_steps.data.datasets.mnist import FASHION_FORMAT, MNIST_FORMAT
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.planning import set_size
-from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.planning.builder import build_plan
 from ddrank_steps.training import distributed
 
 REPO = Path(__file__).resolve().parents[1]

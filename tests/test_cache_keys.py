@@ -1,7 +1,7 @@
 """Cache keys: one key per training, whatever its spelling, and a new key whenever the
 training can change.
 
-A run's key hashes its canonical run protocol (`plan.canonicalise`), so the reference's
+A run's key hashes its canonical run protocol (`keys.canonicalise`), so the reference's
 parameter names and ours, defaults written out or left to the code, and equal numbers in
 int or float form all key one run; and every protocol field that reaches the engine moves
 the key (checked field by field, against the schema, so a field added later cannot be
@@ -20,7 +20,8 @@ import yaml
 from snakemake.utils import validate
 
 from ddrank_steps.augment.dsa import DSAParams
-from ddrank_steps.planning.plan import NOT_IN_KEY, build_plan
+from ddrank_steps.planning.builder import build_plan
+from ddrank_steps.planning.keys import NOT_IN_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -33,7 +33,7 @@ from ddrank_steps.data.datasets import SOURCES, FileSplit, check_settings, load_
 from ddrank_steps.data.datasets.imagenet import SUBSETS, WNIDS
 from ddrank_steps.data.image_files import decode
 from ddrank_steps.errors import ConfigError, InputError
-from ddrank_steps.planning.plan import check_datasets
+from ddrank_steps.planning.checks import check_datasets
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,8 @@ import yaml
 from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.planning.plan import build_plan, reference_real_accuracies
+from ddrank_steps.planning.builder import build_plan
+from ddrank_steps.planning.reference_tables import reference_real_accuracies
 from ddrank_steps.stages import leaderboard, score
 
 REPO = Path(__file__).resolve().parents[1]

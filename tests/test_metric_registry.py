@@ -16,7 +16,7 @@ from snakemake.utils import validate
 
 from ddrank_steps import formulas, metric_registry, paths
 from ddrank_steps.metric_registry import Metric
-from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.planning.builder import build_plan
 from ddrank_steps.stages import leaderboard, score
 
 REPO = Path(__file__).resolve().parents[1]

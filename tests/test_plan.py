@@ -12,7 +12,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.planning.plan import build_plan, protocol_key, run_protocol
+from ddrank_steps.planning.builder import build_plan
+from ddrank_steps.planning.keys import protocol_key, run_protocol
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")

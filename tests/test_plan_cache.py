@@ -1,4 +1,4 @@
-"""The workflow's stored plan (plan_cache): a run whose config and inputs did not change
+"""The workflow's stored plan (stored_plan): a run whose config and inputs did not change
 plans without torch; a change to anything the plan depends on plans (and checks) again."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import yaml
 from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.planning import stored_plan
-from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.planning import checks, stored_plan
+from ddrank_steps.planning.builder import build_plan
 from ddrank_steps.planning.stored_plan import CACHE_FILE, cached_plan, plan_key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,6 +190,63 @@ def test_a_teacher_checkpoint_appearing_changes_the_key(demo, tmp_path):
     after_folder = plan_key(config)
     (folder / "ckpt_best.pt").write_bytes(b"")
     assert len({before, after_folder, plan_key(config)}) == 3
+
+
+def a_check_reading(path: Path):
+    """A check that reads `path` (listed nowhere but in the check itself): a file saying
+    "bad" is a config error, a missing one is fine."""
+
+    def check_marker(config: dict, reads) -> None:
+        marker = reads.look(path)
+        if marker.is_file() and marker.read_text() == "bad":
+            raise ConfigError(f"{path} says bad")
+
+    return check_marker
+
+
+def test_a_file_a_check_reads_is_watched_without_a_list(demo, monkeypatch):
+    marker = Path("marker.txt")
+    marker.write_text("good")
+    monkeypatch.setattr(checks, "CHECKS", (*checks.CHECKS, a_check_reading(marker)))
+    build = CountingBuild()
+    cached_plan(demo, build)
+    cached_plan(demo, build)
+    assert build.calls == 1
+    marker.write_text("bad")
+    os.utime(marker, ns=(1, 10**18))  # a later mtime, even on a coarse clock
+    with pytest.raises(ConfigError, match=r"marker\.txt says bad"):
+        cached_plan(demo, build)
+
+
+def test_a_file_a_check_found_missing_plans_again_when_it_appears(demo, monkeypatch):
+    marker = Path("marker.txt")
+    monkeypatch.setattr(checks, "CHECKS", (*checks.CHECKS, a_check_reading(marker)))
+    build = CountingBuild()
+    cached_plan(demo, build)
+    cached_plan(demo, build)
+    assert build.calls == 1
+    marker.write_text("bad")  # its absence was what the check saw
+    with pytest.raises(ConfigError, match=r"marker\.txt says bad"):
+        cached_plan(demo, build)
+
+
+def test_an_image_folder_listed_for_its_set_size_is_watched(demo, tmp_path):
+    """set_size counts the class folders of an ImageFolder tree while the plan is built
+    without checks: the listing is recorded where it is read."""
+    config = copy.deepcopy(demo)
+    train = tmp_path / "tree" / "train"
+    for name in ("a", "b"):
+        (train / name).mkdir(parents=True)
+    config["datasets"]["digits"] = {
+        **config["datasets"]["digits"],
+        "source": "ImageFolder",
+        "root": str(tmp_path / "tree"),
+    }
+    plan = build_plan(config, check=False)
+    assert str(train) in plan.reads.states
+    assert plan.reads.now() == plan.reads.states
+    (train / "c").mkdir()
+    assert plan.reads.now() != plan.reads.states
 
 
 def test_a_source_change_changes_the_digest(tmp_path, monkeypatch):

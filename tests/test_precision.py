@@ -14,7 +14,7 @@ from helpers import tiny_protocol, toy_split
 from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.planning.builder import build_plan
 from ddrank_steps.training import engine, precision, run_steps
 from ddrank_steps.training.engine import RunResult, Split, select_lr
 

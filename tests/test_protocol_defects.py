@@ -15,7 +15,7 @@ from helpers import tiny_protocol
 from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.planning.builder import build_plan
 from ddrank_steps.training import engine, run_steps
 
 REPO = Path(__file__).resolve().parents[1]

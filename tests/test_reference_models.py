@@ -351,7 +351,7 @@ def plan_with_model(model: str, options: dict | None = None):
     import yaml
     from snakemake.utils import validate
 
-    from ddrank_steps.planning.plan import build_plan
+    from ddrank_steps.planning.builder import build_plan
 
     repo = Path(__file__).resolve().parents[1]
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
@@ -398,7 +398,7 @@ def test_a_pretrained_teacher_is_planned_without_training(torch_home, no_downloa
     import yaml
     from snakemake.utils import validate
 
-    from ddrank_steps.planning.plan import build_plan
+    from ddrank_steps.planning.builder import build_plan
 
     write_torchvision_weights(torch_home)
     repo = Path(__file__).resolve().parents[1]

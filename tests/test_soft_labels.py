@@ -16,7 +16,7 @@ from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.models import build_model
-from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.planning.builder import build_plan
 from ddrank_steps.training import run_steps
 from ddrank_steps.training.engine import LabelRecipe, RunGroup, Split, train_one
 from ddrank_steps.training.label_targets import soft_targets

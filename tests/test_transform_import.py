@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 
 from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.planning.plan import build_plan
+from ddrank_steps.planning.builder import build_plan
 from ddrank_steps.transforms.batches import BatchTransform
 from ddrank_steps.transforms.build import build_transforms, check_transforms
 from ddrank_steps.transforms.from_torchvision import compose_to_spec

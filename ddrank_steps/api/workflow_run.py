@@ -32,7 +32,7 @@ def check_config(config: dict, where: str) -> dict:
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    from ddrank_steps.planning.plan import build_plan
+    from ddrank_steps.planning.builder import build_plan
 
     checked = yaml.safe_load(yaml.safe_dump(config))  # plain types, as the file will hold
     try:

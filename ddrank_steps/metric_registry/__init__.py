@@ -26,7 +26,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Metric:
     name: str
-    # (plan, request) -> {term: (SetId, run protocol)}; `request` is a plan.MetricRequest
+    # (builder, request) -> {term: (SetId, run protocol)}: a planning.builder.PlanBuilder
+    # and a MetricRequest; the builder plans each term (`arm`, `real_arm`)
     plan_terms: Callable
     # (term accuracies of one round, settings) -> that round's quantities
     compute: Callable[[dict[str, float], dict], dict[str, float]]

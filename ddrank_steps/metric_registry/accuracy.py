@@ -6,8 +6,8 @@ from __future__ import annotations
 from ddrank_steps.metric_registry import Metric
 
 
-def plan_terms(plan, request) -> dict:
-    return {"syn-any": plan.arm(request, request.protocol, "syn")}
+def plan_terms(builder, request) -> dict:
+    return {"syn-any": builder.arm(request, request.protocol, "syn")}
 
 
 def compute(acc: dict[str, float], settings: dict) -> dict[str, float]:

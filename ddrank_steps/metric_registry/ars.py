@@ -14,7 +14,7 @@ from ddrank_steps.metric_registry import Metric
 from ddrank_steps.metric_registry._variants import hard_version, naug_version
 
 
-def plan_terms(plan, request) -> dict:
+def plan_terms(builder, request) -> dict:
     protocol, label_type = request.protocol, request.settings["label_type"]
     if label_type == "soft" and protocol["labels"] != "soft":
         raise ConfigError("ARS with label_type soft needs a protocol with labels: soft")
@@ -26,10 +26,10 @@ def plan_terms(plan, request) -> dict:
         )
     naug = naug_version(aug)
     return {
-        "syn-aug": plan.arm(request, aug, "syn"),
-        "rdm-aug": plan.arm(request, aug, "rdm"),
-        "syn-naug": plan.arm(request, naug, "syn"),
-        "rdm-naug": plan.arm(request, naug, "rdm"),
+        "syn-aug": builder.arm(request, aug, "syn"),
+        "rdm-aug": builder.arm(request, aug, "rdm"),
+        "syn-naug": builder.arm(request, naug, "syn"),
+        "rdm-naug": builder.arm(request, naug, "rdm"),
     }
 
 

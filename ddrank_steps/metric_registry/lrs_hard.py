@@ -12,16 +12,16 @@ from ddrank_steps.errors import ConfigError
 from ddrank_steps.metric_registry._lrs import lrs_metric
 
 
-def plan_terms(plan, request) -> dict:
+def plan_terms(builder, request) -> dict:
     if request.protocol["labels"] != "hard":
         raise ConfigError("LRS-hard needs a protocol with labels: hard")
-    syn = plan.arm(request, request.protocol, "syn")
+    syn = builder.arm(request, request.protocol, "syn")
     # LRS-hard's own recipe is hard labels, so syn-any is the syn-hard run
     return {
-        "real-hard": plan.real_arm(request),
+        "real-hard": builder.real_arm(request),
         "syn-hard": syn,
         "syn-any": syn,
-        "rdm-any": plan.arm(request, request.protocol, "rdm"),
+        "rdm-any": builder.arm(request, request.protocol, "rdm"),
     }
 
 

@@ -14,16 +14,16 @@ from ddrank_steps.metric_registry._lrs import lrs_metric
 from ddrank_steps.metric_registry._variants import hard_version
 
 
-def plan_terms(plan, request) -> dict:
+def plan_terms(builder, request) -> dict:
     protocol = request.protocol
     if protocol["labels"] != "soft":
         raise ConfigError("LRS-soft needs a protocol with labels: soft")
     hard = hard_version(protocol, keep_augmentation=request.settings["use_aug_for_hard"])
     return {
-        "real-hard": plan.real_arm(request),
-        "syn-hard": plan.arm(request, hard, "syn", own_lr=False),
-        "syn-any": plan.arm(request, protocol, "syn"),
-        "rdm-any": plan.arm(request, protocol, "rdm"),
+        "real-hard": builder.real_arm(request),
+        "syn-hard": builder.arm(request, hard, "syn", own_lr=False),
+        "syn-any": builder.arm(request, protocol, "syn"),
+        "rdm-any": builder.arm(request, protocol, "rdm"),
     }
 
 

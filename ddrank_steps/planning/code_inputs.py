@@ -3,7 +3,7 @@ exactly the jobs that run the changed code.
 
 Read by the workflow while it builds the DAG, once per job: plain Python (no torch). Each
 file is parsed once per process, or not at all when the workflow's stored plan brings
-the table of what each file imports (plan_cache.py).
+the table of what each file imports (stored_plan.py).
 
 The model families, the batch augmentations and the metric modules are imported on first
 use or by name (through importlib, which the walk does not follow), so a stage's own
@@ -165,7 +165,7 @@ def _imported_names(path: Path) -> tuple[str, ...]:
 
 
 def import_table() -> dict[str, tuple[str, ...]]:
-    """What every package file imports, for plan_cache to store beside the plan: valid
+    """What every package file imports, for stored_plan to store beside the plan: valid
     as long as the package's sources are, which the stored plan's key holds."""
     for path in PACKAGE_DIR.rglob("*.py"):
         _imported_names(path)

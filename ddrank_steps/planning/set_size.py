@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ddrank_steps.planning.reads import Reads
+
 # Sets of at least this many images train with DistributedDataParallel on
 # resources.real_processes processes (schema default of resources.ddp_min_images). A run
 # under torchrun pays seconds of start-up (spawning the processes, joining the group,
@@ -44,9 +46,10 @@ FIXED_CLASS_COUNTS = {
 }
 
 
-def class_count(settings: dict) -> int | None:
+def class_count(settings: dict, reads: Reads | None = None) -> int | None:
     """Classes of a dataset from its settings; None when they cannot be known without
-    its files (an ImageFolder tree whose train/ folder is not there yet)."""
+    its files (an ImageFolder tree whose train/ folder is not there yet). The folder it
+    lists is recorded in `reads`."""
     source = settings["source"]
     if source in FIXED_CLASS_COUNTS:
         return FIXED_CLASS_COUNTS[source]
@@ -54,7 +57,7 @@ def class_count(settings: dict) -> int | None:
         raise ValueError(f"no class count for source {source}: add it to FIXED_CLASS_COUNTS")
     if settings.get("classes"):
         return len(settings["classes"])
-    train_dir = Path(settings.get("root") or "") / "train"
+    train_dir = (reads or Reads()).look(Path(settings.get("root") or "") / "train")
     if not train_dir.is_dir():
         return None  # the plan's layout check reports the missing tree
     # the loader's classes: the sorted subfolders of train/ (image_files.class_folders,
@@ -62,9 +65,9 @@ def class_count(settings: dict) -> int | None:
     return sum(1 for entry in os.scandir(train_dir) if entry.is_dir())
 
 
-def set_images(settings: dict, ipc: int) -> int | None:
+def set_images(settings: dict, ipc: int, reads: Reads | None = None) -> int | None:
     """Images of a set of `ipc` images per class of the dataset; None when unknown."""
-    classes = class_count(settings)
+    classes = class_count(settings, reads)
     return None if classes is None else ipc * classes
 
 

@@ -8,14 +8,18 @@ holds, so a plan stored under that key is the plan `build_plan` would return:
 
 - the validated config (defaults filled in) and the working directory (relative paths,
   and the error messages that name it);
-- the contents of every ddrank_steps source and data file, so a code change re-plans;
+- the contents of every ddrank_steps source and data file, and of the config schema
+  (which holds the protocol defaults), so a code change re-plans;
 - the machine (its host name and CUDA_VISIBLE_DEVICES);
 - the Python version and the installed torch, torchvision and timm (which model names
   exist);
-- the state (mtime, size, or absence) of every path the plan looks at: the methods'
-  images, labels, soft_labels and LR files, each dataset's `root` and the folders in it
-  two levels down (the layout checks look for files there), and `teacher_dir` with its
-  `{dataset}/{model}` folders.
+- the state (mtime, size, mode, or absence) of every path the build looked at, as the
+  code that looked recorded it (`Plan.reads`, reads.py): today the methods' images,
+  labels, soft_labels and LR files, each used dataset's `root` and the folders in it two
+  levels down, and the teacher checkpoints (and their folders) looked for under
+  `teacher_dir`. No list of them is kept here: a stored plan is checked against exactly
+  the paths its own build looked at, each stat'ed again on every load, so a path that a
+  new check reads is watched as soon as the check records it.
 
 Beside the plan it stores what each package file imports (code_inputs.import_table),
 which the rules' code inputs are walked from: valid while the sources are, as the key says.
@@ -39,7 +43,10 @@ from importlib import metadata
 from pathlib import Path
 
 from ddrank_steps.planning import code_inputs
+from ddrank_steps.planning.builder import build_plan
 from ddrank_steps.planning.plan import Plan
+from ddrank_steps.planning.reads import Reads
+from ddrank_steps.protocol_defaults import SCHEMA_FILE
 from ddrank_steps.runtime.atomic_write import atomic_path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # ddrank_steps/
@@ -47,12 +54,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # ddrank_steps/
 # names), so each results tree has its own plan.
 CACHE_FILE = Path(".snakemake") / "ddrank" / "plan.pickle"
 # Bumped when what the file holds changes shape.
-FORMAT = 1
-# Folders below a dataset's root whose entries the layout checks may look at: a file
-# added or removed there changes its folder's mtime.
-ROOT_DEPTH = 2
-# teacher_dir/{dataset}/{model}/ckpt_best.pt
-TEACHER_DEPTH = 2
+FORMAT = 2
 # Packages whose version decides which model and transform names the checks accept.
 PACKAGES = ("torch", "torchvision", "timm")
 
@@ -66,37 +68,47 @@ def cached_plan(
     """The plan of `config`: the stored one when its key still matches, else `build`'s,
     stored for the next run when it may be and `write` is set (the workflow's main
     process: a cluster job that parses the workflow again reads the plan, never writes)."""
-    key = plan_key(config)
-    plan = load(cache_file, key)
+    plan = load(cache_file, config)
     if plan is not None:
         return plan
     plan = build(config)
     if write and cacheable(config):
-        store(cache_file, key, plan)
+        store(cache_file, config, plan)
     return plan
 
 
-def load(cache_file: str | os.PathLike, key: str) -> Plan | None:
-    """The plan stored under `key`, or None: no file, another key, or a file that cannot
-    be read (truncated, written by other code) is planned again, never trusted."""
+def load(cache_file: str | os.PathLike, config: dict) -> Plan | None:
+    """The plan stored for `config` while every path its build looked at is as it was, or
+    None: no file, another key, or a file that cannot be read (truncated, written by
+    other code) is planned again, never trusted."""
     try:
         blob = pickle.loads(Path(cache_file).read_bytes())
     except Exception:  # missing, truncated, another version's: the same answer, plan again
         return None
-    if not isinstance(blob, dict) or blob.get("key") != key:
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         return None
     plan, imports = blob.get("plan"), blob.get("imports")
     if not isinstance(plan, Plan) or not isinstance(imports, dict):
+        return None
+    if not isinstance(getattr(plan, "reads", None), Reads):
+        return None
+    if blob.get("key") != plan_key(config, plan.reads.now()):
         return None
     code_inputs.use_import_table(imports)
     return plan
 
 
-def store(cache_file: str | os.PathLike, key: str, plan: Plan) -> None:
-    """Write the plan atomically; a cache that cannot be written costs time, not a run."""
-    plan._peeked.clear()  # memory-mapped tensors: torch on load, and nothing a rule reads
+def store(cache_file: str | os.PathLike, config: dict, plan: Plan) -> None:
+    """Write the plan atomically, under the key of the states its build saw (a path that
+    changed since then makes the next load plan again); a cache that cannot be written
+    costs time, not a run."""
     # the code inputs' import walk too: the key holds every source file's contents
-    blob = {"key": key, "plan": plan, "imports": code_inputs.import_table()}
+    blob = {
+        "format": FORMAT,
+        "key": plan_key(config, plan.reads.states),
+        "plan": plan,
+        "imports": code_inputs.import_table(),
+    }
     try:
         with atomic_path(cache_file) as tmp:
             tmp.write_bytes(pickle.dumps(blob, pickle.HIGHEST_PROTOCOL))
@@ -104,7 +116,12 @@ def store(cache_file: str | os.PathLike, key: str, plan: Plan) -> None:
         pass
 
 
-def plan_key(config: dict) -> str:
+def plan_key(config: dict, looked: dict[str, list | None] | None = None) -> str:
+    """The key of `config`'s plan given `looked`, the state of every path its build
+    looked at (`Plan.reads`). Without `looked`, the key a plan built now would be stored
+    under: the plan is built, to learn what it looks at."""
+    if looked is None:
+        looked = build_plan(config).reads.states
     material = {
         "format": FORMAT,
         "config": json.dumps(config, sort_keys=True, default=repr),
@@ -116,39 +133,21 @@ def plan_key(config: dict) -> str:
         "python": sys.version,
         "packages": {name: _version(name) for name in PACKAGES},
         "sources": source_digest(),
-        "paths": [[str(p), _state(p)] for p in watched_paths(config)],
+        "paths": sorted([name, state] for name, state in looked.items()),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
 def source_digest() -> str:
-    """One hash of every ddrank_steps file the planner may run or read."""
+    """One hash of every ddrank_steps file the planner may run or read, and of the
+    config schema, whose protocol defaults it reads (protocol_defaults.py)."""
     digest = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*")):
         if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(b"schema\0" + hashlib.sha256(SCHEMA_FILE.read_bytes()).digest())
     return digest.hexdigest()
-
-
-def watched_paths(config: dict) -> list[Path]:
-    """Every path whose state the plan depends on (see the module docstring)."""
-    found: list[Path] = []
-    used = set()
-    for method in config.get("methods", {}).values():
-        used.add(method.get("dataset"))
-        images = method.get("images")
-        if isinstance(images, str) and not images.startswith("reference:"):
-            found.append(Path(images))
-        for key in ("labels", "soft_labels", "lr"):
-            if isinstance(method.get(key), str):
-                found.append(Path(method[key]))
-    for name, settings in config.get("datasets", {}).items():
-        if name in used and settings.get("root"):
-            found += _tree(Path(settings["root"]), ROOT_DEPTH)
-    if config.get("teacher_dir"):
-        found += _tree(Path(config["teacher_dir"]), TEACHER_DEPTH)
-    return found
 
 
 def cacheable(config: dict) -> bool:
@@ -169,31 +168,6 @@ def _real_protocols(config: dict) -> Iterable[dict]:
 
 def _pretrained(options) -> bool:
     return isinstance(options, dict) and bool(options.get("pretrained"))
-
-
-def _tree(root: Path, depth: int) -> list[Path]:
-    """`root` and the folders below it down to `depth` levels, in a fixed order."""
-    found = [root]
-    level = [root]
-    for _ in range(depth):
-        below = []
-        for folder in level:
-            try:
-                entries = sorted(e.path for e in os.scandir(folder) if e.is_dir())
-            except OSError:  # missing, or not a folder: its state says so
-                continue
-            below += [Path(p) for p in entries]
-        found += below
-        level = below
-    return found
-
-
-def _state(path: Path) -> list | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return [st.st_mtime_ns, st.st_size, st.st_mode]
 
 
 def _version(name: str) -> str | None:

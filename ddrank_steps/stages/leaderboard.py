@@ -26,6 +26,7 @@ import logging
 import pandas as pd
 
 from ddrank_steps import metric_registry, stage_cli
+from ddrank_steps.protocol_defaults import precision_of
 from ddrank_steps.reporting.score_records import Score, read_score
 from ddrank_steps.reporting.standings import Standing, rank_groups
 from ddrank_steps.runtime.atomic_write import atomic_path
@@ -63,7 +64,7 @@ def metric_columns(s: Score) -> dict:
         row[f"{metric}_{setting}"] = s.settings.get(setting)
     row[f"{metric}_select"] = s.protocols.get(syn_term, {}).get("select")
     # an fp32 run protocol names no precision (its key predates the switch)
-    row[f"{metric}_precision"] = s.protocols.get(syn_term, {}).get("precision") or "fp32"
+    row[f"{metric}_precision"] = precision_of(s.protocols.get(syn_term, {}))
     row[f"{metric}_rounds"] = len(s.rounds)
     row[f"{metric}_seeds"] = ";".join(str(x) for x in s.seeds)
     return row

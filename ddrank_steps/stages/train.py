@@ -24,6 +24,7 @@ from ddrank_steps import stage_cli
 from ddrank_steps.data import streaming
 from ddrank_steps.data.training_inputs import DatasetMeta, load_set, load_split
 from ddrank_steps.errors import ConfigError, InputError
+from ddrank_steps.protocol_defaults import precision_of
 from ddrank_steps.runtime.atomic_write import write_json
 from ddrank_steps.runtime.job_policy import CONCURRENT_LRS
 from ddrank_steps.training import distributed, precision
@@ -109,7 +110,7 @@ def start_processes(args: argparse.Namespace) -> tuple[torch.device, int, int]:
     """Threads, the device and, under torchrun, the process group: (device, rank, world)."""
     torch.set_num_threads(distributed.process_threads(args.threads))
     device = distributed.init_from_env(resolve_device(args.device))
-    precision.check_supported(precision.precision_of(args.protocol), device)
+    precision.check_supported(precision_of(args.protocol), device)
     rank, world = distributed.rank_world()
     distributed.check_batch(args.protocol["batch_size"], world)
     keyed = args.protocol.get("processes")
@@ -210,7 +211,7 @@ def run_record(
         },
         "device": str(device),
         # the arithmetic, also for fp32 runs, whose protocol does not name it
-        "precision": precision.precision_of(protocol),
+        "precision": precision_of(protocol),
         "processes": world,
         "threads": args.threads,
         "versions": software_versions(),

@@ -23,6 +23,7 @@ import math
 import torch
 
 from ddrank_steps.data import streaming
+from ddrank_steps.protocol_defaults import UNNAMED_PRECISION
 from ddrank_steps.training import distributed, precision
 from ddrank_steps.training.group import RunGroup, RunResult, Split
 from ddrank_steps.training.run_steps import Run
@@ -32,7 +33,10 @@ SELECT_RULES = ("best", "final", "val")
 
 @torch.inference_mode()
 def evaluate(
-    model: torch.nn.Module, split: Split, batch_size: int | None = None, arithmetic: str = "fp32"
+    model: torch.nn.Module,
+    split: Split,
+    batch_size: int | None = None,
+    arithmetic: str = UNNAMED_PRECISION,
 ) -> float:
     """Test accuracy (a fraction), in the run's arithmetic (`precision`)."""
     rank, world = distributed.rank_world()

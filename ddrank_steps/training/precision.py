@@ -1,7 +1,9 @@
 """A run's arithmetic (the protocol's `precision`): autocast, gradient scaling, memory layout.
 
-- `fp32`: the reference's. On CUDA, PyTorch may run convolutions in TF32 (its default for
-  cuDNN), and so does the reference; matmuls stay full fp32.
+- `fp32`: the reference's, and a run's whose protocol names no precision (that meaning is
+  stated once, in protocol_defaults: `precision_of`). On CUDA, PyTorch may run
+  convolutions in TF32 (its default for cuDNN), and so does the reference; matmuls stay
+  full fp32.
 - `bf16`: autocast to bfloat16 on the CPU or CUDA. bfloat16 has fp32's exponent range, so
   no loss scaling is needed.
 - `fp16`: CUDA autocast to float16 with a gradient scaler (float16 gradients underflow
@@ -32,7 +34,6 @@ from ddrank_steps.errors import ConfigError
 log = logging.getLogger("ddrank.precision")
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-DEFAULT = "fp32"
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 # (device type, precision) -> memory format of the model and its batches, as measured
@@ -44,11 +45,6 @@ CHANNELS_LAST: set[tuple[str, str]] = set()
 # about 100 (1.5-3x its throughput at 1,000), where the bf16 working set stays in cache.
 EVAL_BATCH = {("cpu", "bf16"): 100}
 DEFAULT_EVAL_BATCH = 1000
-
-
-def precision_of(protocol: dict) -> str:
-    """The run protocol's precision; a protocol without one (every fp32 run) is fp32."""
-    return protocol.get("precision") or DEFAULT
 
 
 def check_supported(precision: str, device: torch.device) -> None:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ddrank_steps.augment import build_augmentation, mixed_loss
 from ddrank_steps.data import streaming
 from ddrank_steps.models import build_model
+from ddrank_steps.protocol_defaults import UNNAMED_PRECISION, precision_of
 from ddrank_steps.seeding import derive_seed
 from ddrank_steps.training import distributed, precision
 from ddrank_steps.training.group import RunGroup, Split
@@ -71,7 +72,7 @@ class Run:
     rank: int
     world: int
     loss_sum: torch.Tensor  # summed on the device since the last evaluation point
-    arithmetic: str = precision.DEFAULT  # the protocol's precision
+    arithmetic: str = UNNAMED_PRECISION  # the protocol's precision
     scaler: torch.amp.GradScaler | None = None  # fp16's loss scaler
     layout: torch.memory_format = torch.contiguous_format
     steps: int = 0
@@ -86,7 +87,7 @@ def start_run(group: RunGroup, lr: float) -> Run:
         derive_seed("init", "real", seed) if group.real else derive_seed("init", seed)
     )
     channels, height, width = group.shape
-    arithmetic = precision.precision_of(protocol)
+    arithmetic = precision_of(protocol)
     layout = precision.memory_format(arithmetic, device)
     model = build_model(
         protocol["model"],

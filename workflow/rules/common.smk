@@ -26,12 +26,14 @@ from ddrank_steps.planning.code_inputs import (
 from ddrank_steps.planning.schema import schema_problem
 from ddrank_steps.errors import ConfigError
 from ddrank_steps.runtime.atomic_write import unwritable_reason
-from ddrank_steps.planning.plan import REFERENCE_SET_KINDS, build_plan, canonical_json
+from ddrank_steps.planning.builder import build_plan
+from ddrank_steps.planning.keys import canonical_json
+from ddrank_steps.planning.reference_tables import REFERENCE_SET_KINDS
 from ddrank_steps.planning.stored_plan import cached_plan
 from ddrank_steps.reporting.score_records import group_of
 
 # Nothing imported here imports torch: a run whose config and inputs did not change loads
-# the stored plan (plan_cache.py) and builds the DAG in plain Python. Keep it that way.
+# the stored plan (stored_plan.py) and builds the DAG in plain Python. Keep it that way.
 
 # A lock here means another run is active, or one was killed: say which, before
 # Snakemake's own message (the same in both cases) asks for --unlock.
