@@ -6,7 +6,7 @@
 
 translates a DD-Ranking YAML config (the keys of its evaluator classes) into a ddrank
 config for one method that `snakemake --cores N --configfile OUT.yaml` runs. Every key is
-mapped or refused by name (`reference_config`); the config is checked against the
+mapped or refused by name (`api.translate`); the config is checked against the
 workflow's schema and planned before it is written, and what differs from the reference
 is printed and written at the top of the file.
 """
@@ -22,7 +22,13 @@ import yaml
 
 from ddrank_steps import paths
 from ddrank_steps.api.config import Config
-from ddrank_steps.api.translate import CLASSES, settings_with_defaults, translate
+from ddrank_steps.api.translate import (
+    CLASSES,
+    Context,
+    Translation,
+    settings_with_defaults,
+    translate,
+)
 from ddrank_steps.api.workflow_run import check_config
 from ddrank_steps.errors import ConfigError, InputError
 
@@ -34,12 +40,10 @@ def import_config(args: argparse.Namespace) -> int:
     where = str(args.reference)
     settings, ignored = settings_with_defaults(dict(ref), args.metric, where, from_file=True)
     method = args.method or NAME.sub("_", Path(args.reference).stem).strip("_") or "method"
-    images = args.images or "reference:random"
-    translation = translate(
-        settings,
-        args.metric,
-        method,
-        images,
+    context = Context(
+        metric=args.metric,
+        method=method,
+        images=args.images or "reference:random",
         where=where,
         given=set(ref) - {n.split(":")[0] for n in ignored},
         labels=args.labels,
@@ -47,24 +51,8 @@ def import_config(args: argparse.Namespace) -> int:
         lr=args.lr,
         train_unknown_real=True,
     )
-    notes = [*ignored, *translation.notes]
-    if args.images is None:
-        notes.append(
-            "no --images: the method is a random real subset (images: reference:random), a "
-            "baseline to check the setup; give --images for your distilled set"
-        )
-    if translation.save_path:
-        notes.append(
-            f"save_path {translation.save_path}: the workflow writes {paths.LEADERBOARD} and "
-            f"{paths.SCORE.format(method=method, metric=args.metric)} (the Python API writes "
-            "save_path)"
-        )
-    if translation.random_data:
-        fmt, path = translation.random_data
-        notes.append(
-            f"random_data_path {path} ({fmt}): the rdm subsets are kept as "
-            f"{paths.RDM_SET} and {paths.RDM_PNG}/ (the Python API copies them there)"
-        )
+    translation = translate(settings, context)
+    notes = [*ignored, *translation.notes, *_api_only_notes(args, translation)]
     header = [f"# ddrank config imported from {args.reference} ({CLASSES[args.metric]})."]
     header += [f"# {line}" for line in notes]
     header.append(f"# Run: snakemake --cores 2 --configfile {args.output}")
@@ -86,6 +74,30 @@ def import_config(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+def _api_only_notes(args: argparse.Namespace, translation: Translation) -> list[str]:
+    """Notes on what the workflow does instead of the Python API's extras: the set (no
+    --images), save_path and random_data_path."""
+    notes = []
+    if args.images is None:
+        notes.append(
+            "no --images: the method is a random real subset (images: reference:random), a "
+            "baseline to check the setup; give --images for your distilled set"
+        )
+    if translation.save_path:
+        score = paths.SCORE.format(method=translation.method, metric=args.metric)
+        notes.append(
+            f"save_path {translation.save_path}: the workflow writes {paths.LEADERBOARD} and "
+            f"{score} (the Python API writes save_path)"
+        )
+    if translation.random_data:
+        fmt, path = translation.random_data
+        notes.append(
+            f"random_data_path {path} ({fmt}): the rdm subsets are kept as "
+            f"{paths.RDM_SET} and {paths.RDM_PNG}/ (the Python API copies them there)"
+        )
+    return notes
 
 
 def parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@
 An evaluator never trains. Each call
 1. stores the set (tensor, labels, soft labels, LR) content-addressed under the work
    directory, so the same tensor is the same method and another tensor another one;
-2. writes a ddrank config for that one method and metric (`reference_config.translate`)
+2. writes a ddrank config for that one method and metric (`translate.translate`)
    and checks it (schema and plan), then prepares the dataset and checks the set against
    it, so a wrong shape or class count is reported before any training;
 3. runs the workflow to the method's score (`workflow_run`), which trains only what the
@@ -29,7 +29,13 @@ from pathlib import Path
 
 from ddrank_steps import paths
 from ddrank_steps.api.config import Config
-from ddrank_steps.api.translate import DEFAULTS, Translation, settings_with_defaults, translate
+from ddrank_steps.api.translate import (
+    DEFAULTS,
+    Context,
+    Translation,
+    settings_with_defaults,
+    translate,
+)
 from ddrank_steps.api.workflow_run import check_config, run, write_config
 from ddrank_steps.errors import ConfigError, InputError
 
@@ -73,24 +79,15 @@ class Evaluator:
                 "give exactly one of image_tensor and image_path",
                 "pass the set as a tensor or as a class-folder tree",
             )
-        store = self.work_dir / "inputs"
         lr = _check_lr(syn_lr)
-        if image_tensor is not None:
-            images, digest = _store_tensor_set(store, image_tensor, labels, soft_labels, lr)
-            labels_file = soft_file = None
-        else:
-            images = _check_folder(image_path)
-            labels_file = _store(store, labels, "labels") if labels is not None else None
-            soft_file = (
-                _store(store, soft_labels, "soft_labels") if soft_labels is not None else None
-            )
-            digest = _digest(images.encode(), labels_file, soft_file, lr)
+        images, labels_file, soft_file, digest = self._store_set(
+            image_tensor, image_path, labels, soft_labels, lr
+        )
         method = self.method_name or f"set-{digest[:10]}"
-        translation = translate(
-            self.settings,
-            self.METRIC,
-            method,
-            images,
+        context = Context(
+            metric=self.METRIC,
+            method=method,
+            images=images,
             where=self.where,
             given=self.given_keys,
             labels=labels_file,
@@ -101,6 +98,7 @@ class Evaluator:
             cuda_devices=_cuda_devices(),
             has_soft_labels=soft_labels is not None,
         )
+        translation = translate(self.settings, context)
         config = translation.config
         for key, value in self.extra.items():
             config[key] = value
@@ -124,6 +122,18 @@ class Evaluator:
         if translation.random_data:
             _export_rdm(checked, translation, self.work_dir)
         return result
+
+    def _store_set(self, image_tensor, image_path, labels, soft_labels, lr) -> tuple:
+        """(images, labels file, soft labels file, digest): a tensor set stored as one
+        content-named `.pt`, a folder's labels beside it."""
+        store = self.work_dir / "inputs"
+        if image_tensor is not None:
+            images, digest = _store_tensor_set(store, image_tensor, labels, soft_labels, lr)
+            return images, None, None, digest
+        images = _check_folder(image_path)
+        labels_file = _store(store, labels, "labels") if labels is not None else None
+        soft_file = _store(store, soft_labels, "soft_labels") if soft_labels is not None else None
+        return images, labels_file, soft_file, _digest(images.encode(), labels_file, soft_file, lr)
 
     # --- what a class returns -------------------------------------------------------------
     def result(self, score: dict) -> dict:

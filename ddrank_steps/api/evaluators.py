@@ -1,7 +1,8 @@
 """DD-Ranking's Python API on the cached workflow: `LabelRobustScoreHard`,
 `LabelRobustScoreSoft`, `AugmentationRobustScore`, `GeneralEvaluator`.
 
-Same constructor keywords and defaults as `ddranking.metrics` 0.2.0, and the same
+Same constructor keywords and defaults as `ddranking.metrics` 0.2.0 (read from
+`reference_defaults.yaml`, as the translator reads them), and the same
 `compute_metrics` arguments and result keys, so replacing `ddranking` with `ddrank_steps`
 in a script is the whole migration. Each call writes a config and runs the workflow
 (see `evaluator`), so terms are cached and shared between calls: a second method, IPC or
@@ -18,6 +19,12 @@ default `ddrank-work/` beside `save_path` or in the current directory), `cores`,
 from __future__ import annotations
 
 from ddrank_steps.api.evaluator_base import Evaluator, summary_value
+from ddrank_steps.api.reference_defaults import COMPUTE_DEFAULTS
+
+# compute_metrics' weight defaults, as the reference's signatures (reference_defaults.yaml)
+LRS_LAMBDA = COMPUTE_DEFAULTS["lrs_hard"]["lrs_lambda"]
+SOFT_LRS_LAMBDA = COMPUTE_DEFAULTS["lrs_soft"]["lrs_lambda"]
+ARS_LAMBDA = COMPUTE_DEFAULTS["ars"]["ars_lambda"]
 
 
 class _LabelRobust(Evaluator):
@@ -47,7 +54,12 @@ class LabelRobustScoreHard(_LabelRobust):
     METRIC = "lrs_hard"
 
     def compute_metrics(
-        self, image_tensor=None, image_path=None, hard_labels=None, syn_lr=None, lrs_lambda=0.5
+        self,
+        image_tensor=None,
+        image_path=None,
+        hard_labels=None,
+        syn_lr=None,
+        lrs_lambda=LRS_LAMBDA,
     ) -> dict:
         return self._compute(image_tensor, image_path, hard_labels, None, syn_lr, lrs_lambda)
 
@@ -59,7 +71,12 @@ class LabelRobustScoreSoft(_LabelRobust):
     METRIC = "lrs_soft"
 
     def compute_metrics(
-        self, image_tensor=None, image_path=None, soft_labels=None, syn_lr=None, lrs_lambda=0.5
+        self,
+        image_tensor=None,
+        image_path=None,
+        soft_labels=None,
+        syn_lr=None,
+        lrs_lambda=SOFT_LRS_LAMBDA,
     ) -> dict:
         return self._compute(image_tensor, image_path, None, soft_labels, syn_lr, lrs_lambda)
 
@@ -70,7 +87,12 @@ class AugmentationRobustScore(Evaluator):
     METRIC = "ars"
 
     def compute_metrics(
-        self, image_tensor=None, image_path=None, soft_labels=None, syn_lr=None, ars_lambda=0.5
+        self,
+        image_tensor=None,
+        image_path=None,
+        soft_labels=None,
+        syn_lr=None,
+        ars_lambda=ARS_LAMBDA,
     ) -> dict:
         return self._compute(image_tensor, image_path, None, soft_labels, syn_lr, ars_lambda)
 
