@@ -378,7 +378,7 @@ def _eval_full_data(d: Draft) -> None:
     full = bool(d.ref.get("eval_full_data"))
     name = f"{d.name}-{d.model}"
     if not full and d.ctx.train_unknown_real:
-        from ddrank_steps.planning.plan import reference_real_accuracies
+        from ddrank_steps.planning.reference_tables import reference_real_accuracies
 
         if name not in reference_real_accuracies():
             full = True
@@ -395,7 +395,7 @@ def _eval_full_data(d: Draft) -> None:
 
 
 def _real_batch(name: str, batch: int) -> dict:
-    from ddrank_steps.planning.plan import reference_real_protocols
+    from ddrank_steps.planning.reference_tables import reference_real_protocols
 
     table = reference_real_protocols()
     if name not in table:

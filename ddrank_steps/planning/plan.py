@@ -21,13 +21,6 @@ from ddrank_steps.errors import ConfigError
 from ddrank_steps.planning.keys import SetId, teachers_key
 from ddrank_steps.planning.reads import Reads
 
-# api/translate.py (rewritten elsewhere) still imports these two from here; they live in
-# reference_tables. Remove this line once it imports them from there.
-from ddrank_steps.planning.reference_tables import (  # noqa: F401
-    reference_real_accuracies,
-    reference_real_protocols,
-)
-
 # the folder every result lies under; anything else a run reads is the user's own file
 RESULTS_ROOT = Path(paths.DATASET).parts[0] + "/"
 
