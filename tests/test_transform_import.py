@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 from snakemake.utils import validate
+from test_transforms import REFERENCE_YAML
 from torchvision import transforms as v1
 from torchvision.transforms import v2
 
@@ -307,27 +308,9 @@ def test_random_v1_pipelines_keep_their_args():
     assert built[3].policy == v2.AutoAugmentPolicy.CIFAR10
 
 
-# The train transforms of the reference's own ARS demo config (Demo_ARS.yaml), as written
-# there: kept here so that the test runs in a clone of this repository alone.
-DEMO_ARS_TRAIN_TRANS = """
-custom_train_trans:
-  - name: RandomResizedCrop
-    args:
-      size: 64
-      scale: [0.08, 1.0]
-  - name: RandomHorizontalFlip
-    args:
-      p: 0.5
-  - name: ToTensor
-  - name: Normalize
-    args:
-      mean: [0.485, 0.456, 0.406]
-      std: [0.229, 0.224, 0.225]
-"""
-
-
 def test_the_reference_demo_list_in_python_trains_as_its_yaml():
-    written = yaml.safe_load(DEMO_ARS_TRAIN_TRANS)
+    # the reference's demo configs (Demo_ARS.yaml, Demo_LRS_Soft_Label.yaml) share this list
+    written = yaml.safe_load(REFERENCE_YAML)
     python = v1.Compose(
         [
             v1.RandomResizedCrop(64, scale=(0.08, 1.0)),
