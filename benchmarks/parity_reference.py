@@ -155,7 +155,7 @@ def stack(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def our_splits(root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The same splits through ddrank's CIFAR-10 reader and `artifacts.normalise`."""
+    """The same splits through ddrank's CIFAR-10 reader and `training_inputs.normalise`."""
     raw = load_source("CIFAR10", {"root": str(root)})
     meta = DatasetMeta(
         name="digits32",

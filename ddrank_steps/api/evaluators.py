@@ -5,7 +5,7 @@ Same constructor keywords and defaults as `ddranking.metrics` 0.2.0 (read from
 `reference_defaults.yaml`, as the translator reads them), and the same
 `compute_metrics` arguments and result keys, so replacing `ddranking` with `ddrank_steps`
 in a script is the whole migration. Each call writes a config and runs the workflow
-(see `evaluator`), so terms are cached and shared between calls: a second method, IPC or
+(see `evaluator_base`), so terms are cached and shared between calls: a second method, IPC or
 call trains only what it adds. Units differ from the reference on purpose: accuracies and
 their differences are fractions, LRS and ARS are in [0, 100] (the reference feeds percent
 into exp and prints LRS near -0.157 for most methods).
