@@ -36,11 +36,12 @@ LRS_KEYS = {
     for q in ("hard_label_recovery", "improvement_over_random", "label_robust_score")
     for s in ("mean", "std")
 }
+# the reference code's keys, and its documentation's spellings of the two gaps
 ARS_KEYS = {
     f"{q}_{s}"
-    for q in ("with_aug", "without_aug", "augmentation_robust_score")
+    for q in ("with_aug_scores", "without_aug_scores", "augmentation_robust_score")
     for s in ("mean", "std")
-}
+} | {f"{q}_{s}" for q in ("with_aug", "without_aug") for s in ("mean", "std")}
 REAL = {"CIFAR10-ConvNet-1": {"lr": 0.01, "epochs": 2, "batch_size": 50, "step_size": 1}}
 
 
@@ -163,7 +164,7 @@ def test_soft_label_flow_mode_s_with_its_own_soft_labels(data, work, tmp_path):
     assert again.compute_metrics(image_tensor=syn_set(1), soft_labels=soft) == result
 
 
-def test_ars_flow_mode_m_with_teachers_trained_on_the_real_data(data, work, tmp_path):
+def test_ars_flow_mode_m_with_teachers_trained_on_the_real_data(data, work, tmp_path, monkeypatch):
     path = reference_yaml(
         tmp_path / "ars.yaml",
         data,
@@ -190,9 +191,18 @@ def test_ars_flow_mode_m_with_teachers_trained_on_the_real_data(data, work, tmp_
     in_range(result)
     # the rdm subsets, exported as the reference's image folders (one per round)
     assert len(list((tmp_path / "random" / "iter1").rglob("*.png"))) == 10
+    assert result["with_aug_scores_mean"] == result["with_aug_mean"]
+    assert result["without_aug_scores_std"] == result["without_aug_std"]
     keywords = yaml.safe_load(path.read_text())
+    # without save_path: the reference's CSV under ./results/, from the current directory
+    keywords.pop("save_path")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     again = AugmentationRobustScore(**keywords, work_dir=work, real_protocols=REAL)
     assert again.compute_metrics(image_tensor=syn_set(2)) == result
+    default = tmp_path / "cwd" / "results" / "CIFAR10" / "ConvNet-1" / "ipc1" / "aug_scores.csv"
+    rows = default.read_text().splitlines()
+    assert rows[0] == "with_aug_scores,without_aug_scores,ars_list" and len(rows) == 3
 
 
 def test_general_evaluator_gives_the_plain_accuracy(data, work, tmp_path):
@@ -244,7 +254,8 @@ def test_the_references_demo_yamls_import(name, metric, tmp_path):
     assert metric in config["methods"][name]["metrics"]
 
 
-def test_the_api_and_snakemake_configfile_give_identical_scores(data, work, tmp_path):
+def test_the_api_and_snakemake_configfile_give_identical_scores(data, work, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no save_path: the reference's ./results/... CSV lands here
     path = reference_yaml(tmp_path / "hard.yaml", data, save_path=...)
     images = tmp_path / "set.pt"
     torch.save(syn_set(20), images)
@@ -396,7 +407,10 @@ def test_an_interrupted_call_keeps_its_finished_runs_and_the_next_resumes(data, 
     script.write_text(INTERRUPTED.replace("{REAL!r}", repr(REAL)))
     work = tmp_path / "work"
     cmd = [sys.executable, str(script), str(data), str(work)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # from tmp_path: without save_path the call writes the reference's ./results/... CSV
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
+    )
     deadline = time.time() + 300
     while (
         time.time() < deadline
@@ -413,7 +427,7 @@ def test_an_interrupted_call_keeps_its_finished_runs_and_the_next_resumes(data, 
         (work / "results" / "scores").rglob("*.json")
     )
 
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert 0.0 <= float(done.stdout.strip().splitlines()[-1]) <= 100.0
     for path, mtime in finished.items():  # kept, not trained again

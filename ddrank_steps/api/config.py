@@ -1,11 +1,13 @@
 """`Config`: DD-Ranking's evaluator config, read from its YAML (or JSON) files.
 
-As `ddranking.config.Config`: a dict of the reference's keys, built with
+As `ddranking.config.Config` where a script can tell: built with `Config(dict)`,
 `Config.from_file(path)` or `Config(config_path=path)` (the documentation's form, which
-the reference itself cannot run), and passed to an evaluator of `ddrank_steps.metrics`.
-`get` returns transform lists as lists (the evaluators translate them into ddrank's
-transform lists; see `ddrank_steps.api.translate`). The file's path is kept, so errors
-name it.
+the reference itself cannot run); its keys under `.config` (here the object itself, a
+dict); `get` returns `im_size` as a tuple and `custom_train_trans` / `custom_val_trans` as
+a torchvision `Compose` (built from a YAML list as the reference builds it; one the user
+set is returned as given). Passed to an evaluator of `ddrank_steps.metrics`, which reads
+the keys as stored (a transform list or Compose is translated into ddrank's list; see
+`ddrank_steps.api.translate`). The file's path is kept, so errors name it.
 """
 
 from __future__ import annotations
@@ -34,15 +36,49 @@ class Config(dict):
     def from_file(cls, path: str | Path) -> Config:
         return cls(config_path=path)
 
+    @property
+    def config(self) -> Config:
+        """The keys, as the reference's `Config.config` dict (the same object: a change
+        through it is a change of this config)."""
+        return self
+
     def get(self, key, default=None):
         value = super().get(key, default)
         if key == "im_size" and value is not None:
             return tuple(value)
+        if key in TRANSFORM_KEYS and isinstance(value, list):
+            return _compose(value, f"{self.where()}.{key}")
         return value
 
     def where(self) -> str:
         """How errors name this config: its file, or 'config'."""
         return self.path or "config"
+
+
+TRANSFORM_KEYS = ("custom_train_trans", "custom_val_trans")
+
+
+def _compose(items: list, where: str):
+    """A YAML transform list as the reference's Config builds it: each `{name, args}` a
+    torchvision transform (dict args as keywords, a list as positional ones; a name of
+    `transforms`, else of `transforms.v2` for keyword args), in one Compose."""
+    from torchvision import transforms
+    from torchvision.transforms import v2
+
+    built = []
+    for i, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        args = item.get("args") if isinstance(item, dict) else None
+        cls = getattr(transforms, str(name), None)
+        if cls is None and isinstance(args, dict):
+            cls = getattr(v2, str(name), None)
+        if cls is None:
+            raise ConfigError(
+                f"{where}[{i}]: '{name}' is not a torchvision transform; give {{name, args}} "
+                "with a name from torchvision.transforms"
+            )
+        built.append(cls(**args) if isinstance(args, dict) else cls(*(args or [])))
+    return transforms.Compose(built)
 
 
 def _read(path: Path) -> dict:

@@ -10,8 +10,14 @@ An evaluator never trains. Each call
 3. runs the workflow to the method's score (`workflow_run`), which trains only what the
    work directory does not hold yet: real-hard and rdm runs are shared by every call;
 4. reads the score file, prints the terms, writes `save_path` (one row per round, as the
-   reference) and returns the reference's keys, in ddrank's units (accuracies and their
-   differences as fractions; LRS and ARS in [0, 100]).
+   reference; without one, the reference's ./results/{dataset}/{model_name}/ipc{ipc}/ CSV)
+   and returns the reference's keys, in ddrank's units (accuracies and their
+   differences as fractions; LRS and ARS in [0, 100]). The first call of a process prints
+   what differs from the reference on purpose.
+
+Each class's constructor is the reference's (`__init_subclass__` gives it the signature of
+`reference_defaults.init_signature`): a parameter not passed is not "given", so its
+default is the class's, not a key the user set.
 
 The work directory (keyword `work_dir`) defaults to `ddrank-work/` beside `save_path`, or
 in the current directory without one.
@@ -29,6 +35,7 @@ from pathlib import Path
 
 from ddrank_steps import paths
 from ddrank_steps.api.config import Config
+from ddrank_steps.api.reference_defaults import DEFAULT_SAVE_NAME, DIFFERENCES, init_signature
 from ddrank_steps.api.translate import (
     DEFAULTS,
     Context,
@@ -47,8 +54,28 @@ OWN_KEYWORDS = ("work_dir", "cores", "method_name", "real_accuracies", "real_pro
 class Evaluator:
     METRIC = ""  # the metric_registry name of what this class computes
 
-    def __init__(self, config: Config | dict | None = None, **kwargs):
-        own = {k: kwargs.pop(k) for k in OWN_KEYWORDS if k in kwargs}
+    def __init_subclass__(cls, **kwargs):
+        """Each class takes the reference's constructor parameters, in its order and with
+        its defaults (`reference_defaults.init_signature`), then ddrank's keywords."""
+        super().__init_subclass__(**kwargs)
+        if not cls.METRIC:
+            return
+        signature = init_signature(cls.METRIC, OWN_KEYWORDS)
+
+        def __init__(self, *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs).arguments  # only what was passed
+            bound.pop("self")
+            given = {**bound.pop("keys", {})}
+            own = {k: bound.pop(k) for k in OWN_KEYWORDS if k in bound}
+            config = bound.pop("config", None)
+            given.update(bound)
+            self._setup(config, given, own)
+
+        __init__.__signature__ = signature
+        __init__.__qualname__ = f"{cls.__name__}.__init__"
+        cls.__init__ = __init__
+
+    def _setup(self, config, kwargs: dict, own: dict) -> None:
         given: dict = {}
         where = f"{type(self).__name__}(...)"
         if config is not None:
@@ -68,7 +95,8 @@ class Evaluator:
         self.work_dir = Path(own.get("work_dir") or default_dir / WORK_DIR_NAME).absolute()
         self.cores = own.get("cores")
         self.method_name = own.get("method_name")
-        self.extra = {k: own[k] for k in ("real_accuracies", "real_protocols", "seed") if k in own}
+        extra = ("real_accuracies", "real_protocols", "seed")
+        self.extra = {k: own[k] for k in extra if own.get(k) is not None}
 
     # --- one call -------------------------------------------------------------------------
     def _compute(self, image_tensor, image_path, labels, soft_labels, syn_lr, weight) -> dict:
@@ -102,6 +130,7 @@ class Evaluator:
         config = translation.config
         for key, value in self.extra.items():
             config[key] = value
+        _print_differences()
         for note in [*self.notes, *translation.notes]:
             print(f"ddrank: {note}")
         checked = check_config(config, self.where)
@@ -117,8 +146,9 @@ class Evaluator:
         score = json.loads((self.work_dir / score_file).read_text())
         _print_terms(score)
         result = self.result(score)
-        if translation.save_path:
-            _write_rounds(Path(translation.save_path), self.rounds_table(score))
+        _write_rounds(
+            Path(translation.save_path or self._default_save_path()), self.rounds_table(score)
+        )
         if translation.random_data:
             _export_rdm(checked, translation, self.work_dir)
         return result
@@ -134,6 +164,13 @@ class Evaluator:
         labels_file = _store(store, labels, "labels") if labels is not None else None
         soft_file = _store(store, soft_labels, "soft_labels") if soft_labels is not None else None
         return images, labels_file, soft_file, _digest(images.encode(), labels_file, soft_file, lr)
+
+    def _default_save_path(self) -> Path:
+        """Where the reference writes its CSV without save_path, from the current
+        directory: ./results/{dataset}/{model_name}/ipc{ipc}/<its file>."""
+        s = self.settings
+        folder = Path("results", str(s["dataset"]), str(s["model_name"]), f"ipc{s['ipc']}")
+        return folder / DEFAULT_SAVE_NAME[self.METRIC]
 
     # --- what a class returns -------------------------------------------------------------
     def result(self, score: dict) -> dict:
@@ -329,12 +366,25 @@ def _print_terms(score: dict) -> None:
 
 
 def _write_rounds(path: Path, table: dict[str, list]) -> None:
+    """The reference's CSV: one row per round, its column names, no index."""
     import pandas as pd
 
+    from ddrank_steps.runtime.atomic_write import write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pd.DataFrame(table).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_text(path, pd.DataFrame(table).to_csv(index=False))
+
+
+_DIFFERENCES_SHOWN = []  # one entry once printed: the list is said once per process
+
+
+def _print_differences() -> None:
+    if _DIFFERENCES_SHOWN:
+        return
+    _DIFFERENCES_SHOWN.append(True)
+    print("ddrank: differs from ddranking on purpose (README, 'Coming from DD-Ranking'):")
+    for line in DIFFERENCES:
+        print(f"  - {line}")
 
 
 def _export_rdm(config: dict, translation: Translation, work_dir: Path) -> None:

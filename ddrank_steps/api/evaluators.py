@@ -1,19 +1,22 @@
 """DD-Ranking's Python API on the cached workflow: `LabelRobustScoreHard`,
 `LabelRobustScoreSoft`, `AugmentationRobustScore`, `GeneralEvaluator`.
 
-Same constructor keywords and defaults as `ddranking.metrics` 0.2.0 (read from
-`reference_defaults.yaml`, as the translator reads them), and the same
-`compute_metrics` arguments and result keys, so replacing `ddranking` with `ddrank_steps`
-in a script is the whole migration. Each call writes a config and runs the workflow
+The constructors take `ddranking.metrics` 0.2.0's parameters in its order with its defaults
+(`reference_defaults.yaml`'s `signatures` and `defaults`, which the translator reads too),
+`compute_metrics` its arguments, and the results carry its keys; without `save_path` the
+reference's CSV path is written. So replacing `ddranking` with `ddrank_steps` in a script
+is the whole migration. Each call writes a config and runs the workflow
 (see `evaluator_base`), so terms are cached and shared between calls: a second method, IPC or
 call trains only what it adds. Units differ from the reference on purpose: accuracies and
 their differences are fractions, LRS and ARS are in [0, 100] (the reference feeds percent
 into exp and prints LRS near -0.157 for most methods).
 
-Beside the reference's keywords every evaluator takes `work_dir` (where the cache lives;
-default `ddrank-work/` beside `save_path` or in the current directory), `cores`,
-`method_name` (default: `set-` and the set's content hash), `seed`, and
-`real_accuracies` / `real_protocols` (ddrank's config keys of those names).
+Beside the reference's parameters every evaluator takes, keyword-only, `work_dir` (where
+the cache lives; default `ddrank-work/` beside `save_path` or in the current directory),
+`cores`, `method_name` (default: `set-` and the set's content hash), `seed`, and
+`real_accuracies` / `real_protocols` (ddrank's config keys of those names); other keys the
+reference's Config or documentation reads (`default_lr`, GeneralEvaluator's
+`syn_batch_size`, ...) are taken as keywords too.
 """
 
 from __future__ import annotations
@@ -97,13 +100,16 @@ class AugmentationRobustScore(Evaluator):
         return self._compute(image_tensor, image_path, None, soft_labels, syn_lr, ars_lambda)
 
     def result(self, score: dict) -> dict:
-        # the documented keys (the reference's code returns with_aug_scores_mean etc.)
+        # the reference code's keys, then the documentation's spellings of the same values
+        # (its docs say with_aug_mean), so a script written against either runs
         return {
             f"{name}_{stat}": summary_value(score, quantity, stat)
             for name, quantity in (
+                ("with_aug_scores", "with_aug"),
+                ("without_aug_scores", "without_aug"),
+                ("augmentation_robust_score", "ars"),
                 ("with_aug", "with_aug"),
                 ("without_aug", "without_aug"),
-                ("augmentation_robust_score", "ars"),
             )
             for stat in ("mean", "std")
         }
@@ -118,7 +124,9 @@ class AugmentationRobustScore(Evaluator):
 
 
 class GeneralEvaluator(Evaluator):
-    """The set's plain test accuracy (the reference's class cannot run; this one does)."""
+    """The set's plain test accuracy (the reference's class cannot run; this one does).
+    Hard labels unless `use_soft_label` (or ddrank's `label_type`) says soft; given neither,
+    soft labels passed as `labels` (N x classes) train as mode S."""
 
     METRIC = "accuracy"
 

@@ -180,14 +180,20 @@ def _model(d: Draft) -> None:
 
 
 def _labels(d: Draft) -> None:
-    """Hard or soft: fixed by the class, or by its label_type (GeneralEvaluator's default,
-    null, guesses from the labels it is given)."""
+    """Hard or soft: fixed by the class, or by its label_type, or GeneralEvaluator's
+    use_soft_label; given neither, GeneralEvaluator guesses from the labels it is given."""
     by = METRICS[d.ctx.metric].labels
     label_type, default = d.ref.get("label_type"), d.class_keys.get("label_type")
     if by != "label_type":
         d.soft = by == "soft"
+    elif d.given("use_soft_label"):
+        d.soft = bool(d.ref["use_soft_label"])
     elif label_type is None and default is None:
         d.soft = d.ctx.soft_labels_given
+        if d.soft and not d.given("soft_label_mode"):
+            # the labels given are what trains (the class's default M would relabel them)
+            d.protocol["soft_label_mode"] = "S"
+            d.note("labels are soft (N x classes): trained as soft_label_mode S")
     else:
         d.soft = (label_type or default) == "soft"
     d.protocol["labels"] = "soft" if d.soft else "hard"
@@ -241,8 +247,10 @@ def _epochs(d: Draft) -> None:
 
 
 def _batch_size(d: Draft) -> None:
-    # ARS reads one batch_size, the others syn_batch_size (real_batch_size: _eval_full_data)
-    d.protocol["batch_size"] = int(d.value("batch_size") or d.value("syn_batch_size"))
+    # ARS and GeneralEvaluator read one batch_size, the others syn_batch_size
+    # (real_batch_size: _eval_full_data); a key the user set wins over a default
+    keys = [k for k in ("batch_size", "syn_batch_size") if d.given(k)] or ["batch_size"]
+    d.protocol["batch_size"] = int(d.value(keys[0]) or d.value("syn_batch_size"))
 
 
 def _momentum(d: Draft) -> None:
@@ -300,7 +308,7 @@ def _fit_crops(spec: list, size: int, where: str, note: Callable[[str], None]) -
 
 
 def _soft_label_mode(d: Draft) -> None:
-    d.protocol["soft_label_mode"] = d.value("soft_label_mode")
+    d.protocol.setdefault("soft_label_mode", d.value("soft_label_mode"))  # _labels' S stays
 
 
 def _soft_label_criterion(d: Draft) -> None:
@@ -459,7 +467,7 @@ KEYS: tuple[Key, ...] = (
     Key(("num_workers",), _num_workers),
     Key(("im_size",), _im_size),
     Key(("model_name", "use_torchvision", "stu_use_torchvision"), _model),
-    Key(("label_type",), _labels),
+    Key(("label_type", "use_soft_label"), _labels),
     Key(("data_aug_func", "aug_params"), _augmentation),
     Key(("optimizer",), _optimizer),
     Key(("weight_decay",), _weight_decay),
