@@ -9,8 +9,8 @@ that were guesses for the GPU.
 Steps run in the order of their value to a short lease (tests, P3, the LR grid, precision,
 ...); each gets what is left of `--budget-s`, and a step that would start with under 20 s
 left is reported as skipped, not run. OUT receives `tables.md` (every table and the
-advice), `summary.txt`, and one `<step>.log` per step (its whole stdout and stderr, with
-`nvidia-smi` samples in `<step>.smi.csv` on a GPU machine).
+advice), `summary.txt`, `logs.txt` (every step's whole stdout and stderr, one after the
+other) and `raw/` (each step's log and, on a GPU machine, its `nvidia-smi` samples).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -103,8 +104,7 @@ def environment(out: Path) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     if shutil.which("scontrol"):
-        stub = out / "bin"
-        stub.mkdir(exist_ok=True)
+        stub = Path(tempfile.mkdtemp(prefix="no-scontrol-"))
         (stub / "scontrol").write_text("#!/bin/sh\nexit 1\n")
         (stub / "scontrol").chmod(0o755)
         env["PATH"] = f"{stub}{os.pathsep}{env['PATH']}"
@@ -122,9 +122,9 @@ def command(name: str, args) -> list[str]:
 def run_step(name: str, args, env: dict, left: float) -> tuple[str, str, float]:
     """(status, stdout, seconds) of one step, its log written to OUT/<name>.log."""
     cmd = command(name, args)
-    log = args.out / f"{name}.log"
+    log = args.out / "raw" / f"{name}.log"
     start = time.perf_counter()
-    with Sampler(args.out / f"{name}.smi.csv") as sampler:
+    with Sampler(args.out / "raw" / f"{name}.smi.csv") as sampler:
         try:
             proc = subprocess.run(
                 cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=left
@@ -149,7 +149,7 @@ def _text(data) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "raw").mkdir(parents=True, exist_ok=True)
     env = environment(args.out)
     today = datetime.date.today().isoformat()
     where = machine(args)
@@ -168,9 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         tables += [f"### {name}", "", *gpu_tables.READERS[name](stdout, first), ""]
         print(f"{name}: {status}, {seconds:.1f} s", flush=True)
     advice = gpu_tables.advice(outputs, args.device)
+    if args.quick:  # tiny sizes check that the steps run; their figures decide nothing
+        advice = ["--quick: figures of tiny sizes; do not change a default from them.", *advice]
     text = "\n".join([*tables, "### defaults", "", *(f"- {a}" for a in advice), ""])
     (args.out / "tables.md").write_text(text)
     (args.out / "summary.txt").write_text("\n".join(summary) + "\n")
+    logs = [f"===== {p.stem}\n{p.read_text()}" for p in sorted((args.out / "raw").glob("*.log"))]
+    (args.out / "logs.txt").write_text("\n".join(logs))
     print(f"\n{text}\n" + "\n".join(summary))
     print(f"tables and logs: {args.out}")
     return 0 if all(": ok" in line for line in summary) else 1

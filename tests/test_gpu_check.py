@@ -32,9 +32,11 @@ def test_the_gpu_check_runs_every_step_on_the_cpu_and_prints_its_tables(tmp_path
         rows += [line for line in section.splitlines() if line.startswith("| fp32 |")]
         assert rows, f"no data row for {name}:\n{section}"  # a row read from its output
         assert "?" not in "".join(rows), section
-        assert (out / f"{name}.log").is_file()
+        assert (out / "raw" / f"{name}.log").is_file()
+        assert f"===== {name}\n" in (out / "logs.txt").read_text()
     # the CUDA tests were collected and skipped here, each with its reason
     assert "SKIPPED" in tables.split("### cuda-tests", 1)[1].split("###", 1)[0]
+    assert "- --quick: figures of tiny sizes" in tables
     assert "- concurrent_lrs auto:" in tables and "- channels_last (cpu, fp32)" in tables
     assert "- eval batch (cpu, bf16)" in tables
     assert "GPU not sampled (no nvidia-smi)" in summary or "GPU mean" in summary
