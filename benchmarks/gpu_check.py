@@ -42,8 +42,8 @@ STEPS = {
         f"-m pytest -m cuda -q -rA -p no:cacheprovider {' '.join(CUDA_TESTS)}",
     ),
     "p3": (
-        "bench_p3.py --epochs 300 --interval 50",
-        "bench_p3.py --rounds 2 --epochs 1 --interval 1 --width 16 --train 20 --test 10 "
+        "bench_p3.py --epochs 300 --interval 50 --train 200 --real-epochs 2",
+        "bench_p3.py --rounds 1 --epochs 1 --interval 1 --width 16 --train 20 --test 10 "
         "--real-epochs 1 --ipc 2 --cores 2 --variants 1:auto",
     ),
     "concurrent": (
@@ -53,7 +53,7 @@ STEPS = {
     "precision": (
         "bench_precision.py --seeds 3 --cifar-epochs 50",
         "bench_precision.py --protocols cifar --seeds 1 --cifar-epochs 1 --steps 1 "
-        "--eval-batches 250 1000 --eval-images 500 --layout-batch 32",
+        "--eval-batches 250 1000 --eval-images 200 --layout-batch 32",
     ),
     "engine": (
         "bench_engine.py --ipc 10 50 --epochs 50 --repeats 3",
@@ -61,7 +61,7 @@ STEPS = {
     ),
     "reference-loop": (
         "bench_reference_loop.py --ipc 10 --epochs 50 --interval 10 --test 10000 --workers 4",
-        "bench_reference_loop.py --ipc 10 --epochs 2 --interval 1 --test 100 --workers 1 "
+        "bench_reference_loop.py --ipc 10 --epochs 2 --interval 1 --test 100 --workers 0 "
         "--width 16",
     ),
     "transforms": (
