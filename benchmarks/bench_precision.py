@@ -182,11 +182,12 @@ def step_time(model, images, labels, arithmetic, device, steps: int) -> float:
 
 
 def layout(args, device, precisions) -> None:
-    print(f"\n## layout: ConvNet-3 (width 128) step on 256 3x32x32 images, device {device}")
+    n = args.layout_batch
+    print(f"\n## layout: ConvNet-3 (width 128) step on {n} 3x32x32 images, device {device}")
     print("| precision | contiguous ms | channels_last ms | channels_last / contiguous |")
     print("|---|---|---|---|")
-    images = torch.randn(256, 3, 32, 32, device=device)
-    labels = torch.randint(0, 10, (256,), device=device)
+    images = torch.randn(n, 3, 32, 32, device=device)
+    labels = torch.randint(0, 10, (n,), device=device)
     for arithmetic in precisions:
         times = {}
         for fmt in (torch.contiguous_format, torch.channels_last):
@@ -201,10 +202,11 @@ def layout(args, device, precisions) -> None:
 
 @torch.inference_mode()
 def eval_throughput(args, device, precisions) -> None:
-    print(f"\n## eval: ConvNet-3 (width 128) on 4,000 3x32x32 images, device {device}")
+    n = args.eval_images
+    print(f"\n## eval: ConvNet-3 (width 128) on {n:,} 3x32x32 images, device {device}")
     print("| precision | " + " | ".join(f"batch {b} img/s" for b in args.eval_batches) + " |")
     print("|---|" + "---|" * len(args.eval_batches))
-    images = torch.randn(4000, 3, 32, 32, device=device)
+    images = torch.randn(n, 3, 32, 32, device=device)
     model = build_model("ConvNet-3", 10, 3, (32, 32), {}).to(device).eval()
     for arithmetic in precisions:
         row = []
@@ -232,6 +234,9 @@ def main() -> None:
     p.add_argument("--cifar-epochs", type=int, default=100)
     p.add_argument("--steps", type=int, default=5, help="timed steps per layout case")
     p.add_argument("--eval-batches", type=int, nargs="+", default=[250, 500, 1000, 2000])
+    # smaller only for benchmarks/gpu_check.py --quick, which checks that the script runs
+    p.add_argument("--eval-images", type=int, default=4000, help="images of the eval part")
+    p.add_argument("--layout-batch", type=int, default=256, help="images of a layout step")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

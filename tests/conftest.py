@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -43,3 +44,24 @@ def workdir(done_run, tmp_path) -> Path:
     copy = tmp_path / "work"
     shutil.copytree(done_run, copy, symlinks=True)
     return copy
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_slurm_controller_wait(request, tmp_path_factory):
+    """A failing `scontrol` first on PATH for every module but the SLURM test's.
+
+    The SLURM executor plugin runs `scontrol show config` whenever Snakemake starts, for any
+    executor; with a SLURM client and no controller that waits about 9 s per start. A
+    controller answers at once, so the stub stands for one; the SLURM test, which starts
+    its own cluster, keeps the real command. Module scope so that it is in place before
+    the module fixtures that run the workflow."""
+    if shutil.which("scontrol") is None or request.node.get_closest_marker("slurm"):
+        yield
+        return
+    folder = tmp_path_factory.mktemp("no-scontrol")
+    stub = folder / "scontrol"
+    stub.write_text("#!/bin/sh\nexit 1\n")
+    stub.chmod(0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+        yield

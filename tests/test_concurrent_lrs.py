@@ -216,6 +216,7 @@ def test_the_setting_decides_by_device():
         concurrent_lrs("yes", cpu)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA streams path needs a GPU")
 def test_together_on_cuda_streams_equals_one_at_a_time():
     device = torch.device("cuda")

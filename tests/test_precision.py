@@ -82,6 +82,7 @@ def test_the_job_refuses_fp16_off_cuda_before_reading_data():
         precision.check_supported("fp16", torch.device("cpu"))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_the_job_accepts_what_the_gpu_supports():
     device = torch.device("cuda")
@@ -134,6 +135,7 @@ def test_fp32_runs_no_autocast(monkeypatch):
     assert set(dtypes) == {torch.float32}
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_fp16_trains_with_a_grad_scaler_on_cuda():
     results, best = train("fp16", device="cuda", epochs=6, lr_grid=[0.05])

@@ -18,6 +18,7 @@ import pytest
 import torch
 import yaml
 from test_cifar import write_cifar10
+from test_transforms import REFERENCE_YAML
 
 from ddrank_steps.api.config import Config
 from ddrank_steps.errors import ConfigError, InputError
@@ -230,6 +231,65 @@ def test_a_second_set_trains_only_its_own_syn_runs(data, work, tmp_path):
 # --- ddrank import-config, and the same scores from snakemake ---------------------------------
 
 
+def demo_config(name: str) -> dict:
+    """The reference's demo config `name` (its keys and values, as the YAML files it ships
+    with hold them), written here so the test needs nothing beside the checkout."""
+    common = {"ipc": 10, "momentum": 0.9, "num_eval": 5, "num_workers": 4, "device": "cuda"}
+    common |= {"dist": True, "eval_full_data": False}
+    if name == "Demo_LRS_Hard_Label":
+        dsa = {"flip": 0.5, "rotate": 15.0, "saturation": 2.0, "brightness": 1.0}
+        dsa |= {"contrast": 0.5, "scale": 1.2, "crop": 0.125, "cutout": 0.5}
+        return common | {
+            "dataset": "CIFAR10",
+            "real_data_path": "./dataset/",
+            "im_size": [32, 32],
+            "model_name": "ConvNet-3",
+            "use_torchvision": False,
+            "data_aug_func": "dsa",
+            "aug_params": dsa,
+            "use_zca": False,
+            "custom_train_trans": None,
+            "custom_val_trans": None,
+            "optimizer": "sgd",
+            "lr_scheduler": "step",
+            "step_size": 500,
+            "weight_decay": 0.0005,
+            "num_epochs": 1000,
+            "syn_batch_size": 128,
+            "real_batch_size": 256,
+            "default_lr": 0.01,
+            "random_data_path": "./results/my_method_random_data.pt",
+            "random_data_format": "tensor",
+            "save_path": "./results/my_method_hard_label_scores.csv",
+        }
+    # the soft-label demos share ImageNet-1K, ResNet-18-BN teachers and CutMix
+    soft = common | {"dataset": "ImageNet1K", "real_data_path": "./dataset/ImageNet1K/"}
+    soft |= {"im_size": [224, 224], "model_name": "ResNet-18-BN"}
+    soft |= {"stu_use_torchvision": True, "tea_use_torchvision": True}
+    soft |= {"teacher_dir": "./teacher_models", "teacher_model_names": ["ResNet-18-BN"]}
+    soft |= {"data_aug_func": "cutmix", "aug_params": {"beta": 1.0}, "use_zca": False}
+    soft |= yaml.safe_load(REFERENCE_YAML)  # its train and test transform lists
+    soft |= {"soft_label_mode": "M", "soft_label_criterion": "kl"}
+    soft |= {"loss_fn_kwargs": {"temperature": 1.0, "scale_loss": False}}
+    soft |= {"optimizer": "adamw", "lr_scheduler": "cosine", "weight_decay": 0.01}
+    soft |= {"num_epochs": 300, "random_data_format": "image"}
+    soft |= {"random_data_path": "./random_data/my_method/ImageNet1K/IPC10/"}
+    if name == "Demo_LRS_Soft_Label":
+        return soft | {
+            "use_aug_for_hard": False,
+            "syn_batch_size": 1024,
+            "real_batch_size": 1024,
+            "save_path": "./my_method_soft_label_scores.csv",
+        }
+    soft.pop("eval_full_data")
+    soft["custom_val_trans"][1]["args"]["size"] = 224  # its CenterCrop; training stays at 64
+    return soft | {
+        "label_type": "soft",
+        "batch_size": 1024,
+        "save_path": "./my_method_ars_scores.csv",
+    }
+
+
 def import_config(*args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "ddrank_steps.api.ddrank_command", "import-config", *args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
@@ -240,9 +300,8 @@ def import_config(*args: str) -> subprocess.CompletedProcess:
     [("Demo_LRS_Hard_Label", "lrs_hard"), ("Demo_LRS_Soft_Label", "lrs_soft"), ("Demo_ARS", "ars")],
 )
 def test_the_references_demo_yamls_import(name, metric, tmp_path):
-    source = REPO.parent / "shared" / "reference" / "configs" / f"{name}.yaml"
-    if not source.is_file():
-        pytest.skip(f"{source} is not beside the checkout")
+    source = tmp_path / f"{name}.yaml"
+    source.write_text(yaml.safe_dump(demo_config(name), sort_keys=False))
     out = tmp_path / "out.yaml"
     proc = import_config(str(source), "--metric", metric, "-o", str(out))
     # translated and written; it runs once its dataset is where the file says (not here)
