@@ -1,7 +1,7 @@
 """The evaluator classes take DD-Ranking's parameters exactly: names, order and defaults of
 each constructor and `compute_metrics`, as recorded here from ddranking 0.2.0's code
 (`ddranking/metrics/*.py` at b8b09664; GeneralEvaluator, whose code cannot run, from
-/work/shared/reference/ddranking-behaviour.md §1.4 on its module's order). The classes
+the reference's behaviour notes, §1.4, on its module's order). The classes
 build their signatures from `reference_defaults.yaml`; this table is a second, independent
 record, so neither can drift. ddrank's own parameters come after, keyword-only.
 
