@@ -50,6 +50,7 @@ WEIGHTS = {"lrs_lambda": "weight", "ars_lambda": "gamma"}
 # The written config's layout, whatever order the handlers fill it in.
 CONFIG_ORDER = ("seed", "num_eval", "device", "datasets", "protocols", "methods")
 CONFIG_ORDER += ("resources", "teacher_dir", "real_protocols")
+CONFIG_ORDER += ("real_batch_size",)
 PROTOCOL_ORDER = ("model", "model_options", "labels", "augmentation", "aug_params")
 PROTOCOL_ORDER += ("optimizer", "weight_decay", "momentum", "scheduler", "step_size")
 PROTOCOL_ORDER += ("epochs", "batch_size", "train_transforms", "test_transforms")
@@ -389,20 +390,10 @@ def _eval_full_data(d: Draft) -> None:
                 "eval_full_data: false"
             )
     d.setting("eval_full_data", full)
-    if full and d.given("real_batch_size"):
-        # the reference trains real-hard at real_batch_size (its table's batch is unused)
-        d.config["real_protocols"] = _real_batch(name, int(d.ref["real_batch_size"]))
-
-
-def _real_batch(name: str, batch: int) -> dict:
-    from ddrank_steps.planning.reference_tables import reference_real_protocols
-
-    table = reference_real_protocols()
-    if name not in table:
-        return {}  # the planner asks for a real_protocols entry, naming it
-    entry = copy.deepcopy(table[name])
-    entry["batch_size"] = batch
-    return {name: entry}
+    if full:
+        # the reference trains real-hard at real_batch_size (256 by default); its table's
+        # batch is unused
+        d.config["real_batch_size"] = int(d.value("real_batch_size"))
 
 
 def _use_aug_for_hard(d: Draft) -> None:

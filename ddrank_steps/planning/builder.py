@@ -42,6 +42,7 @@ from ddrank_steps.planning.reference_tables import (
     REFERENCE_SET_KINDS,
     reference_real_accuracies,
     reference_real_protocols,
+    reference_real_recipes,
 )
 from ddrank_steps.planning.set_size import set_images, set_processes
 from ddrank_steps.protocol_defaults import precision_of
@@ -83,13 +84,28 @@ class PlanBuilder:
         self.plan.runs[path] = (dataset, set_id.name, key, seed)
         return path
 
-    def real_protocol(self, dataset: str, protocol: dict, where: str) -> dict:
-        # Looked up under the dataset's own key first, then under its source, so a dataset
-        # named `cifar10` with `source: CIFAR10` finds the reference's CIFAR10 recipe.
+    def real_recipe_name(self, dataset: str, model: str) -> tuple[str, dict]:
+        """(entry name, table) of the real-hard recipe of `model` on `dataset`: looked up
+        under the dataset's own key first, then under its source, so a dataset named
+        `cifar10` with `source: CIFAR10` finds the reference's CIFAR10 recipe."""
         table = {**reference_real_protocols(), **self.config.get("real_protocols", {})}
         source = self.config["datasets"][dataset]["source"]
-        candidates = [f"{dataset}-{protocol['model']}", f"{source}-{protocol['model']}"]
-        name = next((c for c in candidates if c in table), candidates[0])
+        candidates = [f"{dataset}-{model}", f"{source}-{model}"]
+        return next((c for c in candidates if c in table), candidates[0]), table
+
+    def real_recipe(self, dataset: str, model: str) -> dict:
+        """Which recipe trains real-hard, where it comes from and whether it is the
+        reference's own: what the score files and the leaderboard say about it."""
+        name, _ = self.real_recipe_name(dataset, model)
+        if name in self.config.get("real_protocols", {}):
+            recipe = {"source": f"real_protocols.{name} of the config", "reference": False}
+        else:
+            recipe = dict(reference_real_recipes()[name])
+        batch = self.config.get("real_batch_size")
+        return {"entry": name, **recipe, **({"batch_size": batch} if batch else {})}
+
+    def real_protocol(self, dataset: str, protocol: dict, where: str) -> dict:
+        name, table = self.real_recipe_name(dataset, protocol["model"])
         if name not in table:
             raise ConfigError(
                 f"{where}: no real-data training protocol for '{name}' (needed for the real-hard "
@@ -97,6 +113,8 @@ class PlanBuilder:
                 f"config; known: {sorted(table)}"
             )
         real = copy.deepcopy(table[name])
+        if self.config.get("real_batch_size"):  # the reference's real_batch_size
+            real["batch_size"] = self.config["real_batch_size"]
         if real.get("train_transforms") and self.config["datasets"][dataset].get("zca"):
             raise ConfigError(
                 f"real_protocols.{name}.train_transforms: dataset {dataset} is ZCA-whitened, "
@@ -366,6 +384,7 @@ class PlanBuilder:
             }
             for seed in self.plan.seeds
         ]
+        real_terms = [run_p for set_id, run_p in terms.values() if set_id == REAL]
         self.plan.scores[(method_name, metric)] = {
             "method": method_name,
             "metric": metric,
@@ -378,6 +397,11 @@ class PlanBuilder:
                 for term, (set_id, run_p) in terms.items()
             },
             "rounds": rounds,
+            **(
+                {"real_recipe": self.real_recipe(dataset, real_terms[0]["model"])}
+                if real_terms
+                else {}
+            ),
         }
 
     def protocol(self, name: str, where: str) -> dict:
