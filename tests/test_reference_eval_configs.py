@@ -286,3 +286,34 @@ def test_transforms_that_change_the_size_are_refused_at_plan_time(here, capsys):
     ]
     with pytest.raises(ConfigError, match=r"test_transforms: turns a 32x32 image .* into 16x16"):
         checked_plan(config, "edited")
+
+
+def test_the_score_file_and_the_leaderboard_name_the_recipe(tmp_path):
+    """Whose recipe trained real-hard travels from the plan's score spec to the leaderboard."""
+    import json
+
+    from ddrank_steps.stages import leaderboard
+
+    term = {"acc": 0.5, "lr": 0.1, "epoch": 1, "run": "r"}
+    terms = {name: term for name in ("real-hard", "syn-hard", "syn-any", "rdm-any")}
+    summary = {q: {"mean": 1.0, "std": 0.0} for q in ("lrs", "hlr", "ior")}
+    summary["terms"] = {t: {"mean": 0.5, "std": 0.0} for t in terms}
+    recipe = {"entry": "TinyImageNet-ConvNet-4", "source": "ddrank's own choice"}
+    score = {
+        "method": "m",
+        "metric": "lrs_hard",
+        "dataset": "d",
+        "ipc": 1,
+        "settings": {"weight": 0.5},
+        "protocol_name": "p",
+        "protocols": {"syn-any": {"select": "best"}},
+        "seeds": [0],
+        "rounds": [{"terms": terms, "lrs": 20.0, "hlr": 0.4, "ior": 0.1}],
+        "summary": summary,
+        "real_recipe": {**recipe, "reference": False},
+    }
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(score))
+    table = leaderboard.rows([str(path)])
+    assert table.loc[0, "lrs_hard_real_recipe"] == "TinyImageNet-ConvNet-4: ddrank's own choice"
+    assert not table.loc[0, "lrs_hard_real_recipe_is_reference"]
