@@ -323,7 +323,7 @@ class PlanBuilder:
             }
             for seed in self.plan.seeds
         ]
-        real_terms = [run_p for set_id, run_p in terms.values() if set_id == REAL]
+        trains_real = any(set_id == REAL for set_id, _ in terms.values())
         self.plan.scores[(method_name, metric)] = {
             "method": method_name,
             "metric": metric,
@@ -337,9 +337,7 @@ class PlanBuilder:
             },
             "rounds": rounds,
             **(
-                {"real_recipe": self.real_recipe(dataset, real_terms[0]["model"])}
-                if real_terms
-                else {}
+                {"real_recipe": self.real_recipe(dataset, protocol["model"])} if trains_real else {}
             ),
         }
 
