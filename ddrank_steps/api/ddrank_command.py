@@ -29,7 +29,7 @@ from ddrank_steps.api.translate import (
     settings_with_defaults,
     translate,
 )
-from ddrank_steps.api.workflow_run import check_config
+from ddrank_steps.api.workflow_run import checked_plan
 from ddrank_steps.errors import ConfigError, InputError
 
 NAME = re.compile(r"[^A-Za-z0-9_.+-]+")
@@ -53,27 +53,37 @@ def import_config(args: argparse.Namespace) -> int:
     )
     translation = translate(settings, context)
     notes = [*ignored, *translation.notes, *_api_only_notes(args, translation)]
-    header = [f"# ddrank config imported from {args.reference} ({CLASSES[args.metric]})."]
-    header += [f"# {line}" for line in notes]
-    header.append(f"# Run: snakemake --cores 2 --configfile {args.output}")
-    text = "\n".join(header) + "\n" + yaml.safe_dump(translation.config, sort_keys=False)
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
-    for line in notes:
+    try:  # planned before it is written, so the file says where its teachers come from
+        _, plan = checked_plan(translation.config, str(out))
+        error = None
+    except ConfigError as exc:
+        plan, error = None, exc
+    teachers = list(plan.teacher_notes.values()) if plan else []
+    _write(out, args, translation, [*notes, *teachers])
+    for line in [*notes, *teachers]:
         print(f"note: {line}", file=sys.stderr)
     print(f"wrote {out}: method {method}, metric {args.metric}", file=sys.stderr)
-    try:  # written first: a key to add (a real-hard recipe, a known accuracy) is an edit away
-        check_config(translation.config, str(out))
-    except ConfigError as exc:
+    if (
+        error is not None
+    ):  # written anyway: a key to add (a recipe, a known accuracy) is an edit away
         print(
-            f"ddrank: error: {exc}\nddrank: {out} does not run yet; edit it as above",
+            f"ddrank: error: {error}\nddrank: {out} does not run yet; edit it as above",
             file=sys.stderr,
         )
         return 2
     return 0
+
+
+def _write(out: Path, args: argparse.Namespace, translation: Translation, notes: list[str]):
+    header = [f"# ddrank config imported from {args.reference} ({CLASSES[args.metric]})."]
+    header += [f"# {line}" for line in notes]
+    header.append(f"# Run: snakemake --cores 2 --configfile {args.output}")
+    text = "\n".join(header) + "\n" + yaml.safe_dump(translation.config, sort_keys=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
 
 
 def _api_only_notes(args: argparse.Namespace, translation: Translation) -> list[str]:

@@ -11,7 +11,6 @@ A key whose handler is None is accepted and ignored, with `IGNORED`'s reason.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from ddrank_steps.api.reference_defaults import (
     NATIVE_SIZE,
     RESIZED_SOURCES,
 )
+from ddrank_steps.api.reference_transforms import transforms as _transforms
 from ddrank_steps.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ WEIGHTS = {"lrs_lambda": "weight", "ars_lambda": "gamma"}
 # The written config's layout, whatever order the handlers fill it in.
 CONFIG_ORDER = ("seed", "num_eval", "device", "datasets", "protocols", "methods")
 CONFIG_ORDER += ("resources", "teacher_dir", "real_protocols")
+CONFIG_ORDER += ("real_batch_size",)
 PROTOCOL_ORDER = ("model", "model_options", "labels", "augmentation", "aug_params")
 PROTOCOL_ORDER += ("optimizer", "weight_decay", "momentum", "scheduler", "step_size")
 PROTOCOL_ORDER += ("epochs", "batch_size", "train_transforms", "test_transforms")
@@ -134,7 +135,21 @@ def _ipc(d: Draft) -> None:
 
 
 def _real_data_path(d: Draft) -> None:
+    _existing_if_absolute(d, "real_data_path")
     d.dataset["root"] = d.ctx.resolve_path(str(d.ref["real_data_path"]))
+
+
+def _existing_if_absolute(d: Draft, key: str) -> None:
+    """An absolute path that is not here (often one of the config author's machine) is
+    refused naming the key, before the plan reports it under ddrank's own key name."""
+    from pathlib import Path
+
+    path = Path(str(d.ref[key])).expanduser()
+    if path.is_absolute() and not path.exists():
+        raise ConfigError(
+            f"{d.where}.{key}: {path} does not exist on this machine (a path of the "
+            f"config's author?); edit {key} to where it is here"
+        )
 
 
 def _use_zca(d: Draft) -> None:
@@ -260,50 +275,6 @@ def _momentum(d: Draft) -> None:
     d.protocol["momentum"] = momentum
 
 
-def _transforms(d: Draft) -> None:
-    for ours, theirs in (
-        ("train_transforms", "custom_train_trans"),
-        ("test_transforms", "custom_val_trans"),
-    ):
-        if d.ref.get(theirs):
-            d.protocol[ours] = _transform_list(d.ref[theirs], f"{d.where}.{theirs}")
-    if d.protocol.get("train_transforms") and d.trained_size:
-        where = f"{d.where}.custom_train_trans"
-        _fit_crops(d.protocol["train_transforms"], d.trained_size, where, d.note)
-
-
-def _transform_list(spec, where: str) -> list:
-    if not isinstance(spec, list):
-        raise ConfigError(
-            f"{where}: a list of {{name, args}} items (the reference's YAML format), got "
-            f"{type(spec).__name__}"
-        )
-    return copy.deepcopy(spec)
-
-
-# Crops whose output size is their `size` argument.
-CROPS = ("RandomResizedCrop", "RandomCrop", "CenterCrop")
-
-
-def _fit_crops(spec: list, size: int, where: str, note: Callable[[str], None]) -> None:
-    """Crops of the train list that change the image size are set to the size the dataset
-    is trained and tested at: ddrank keeps one resolution per score (the reference's
-    ImageNet demo trains at 64 px and tests at 224 px)."""
-    for i, item in enumerate(spec):
-        args = item.get("args") if isinstance(item, dict) else None
-        if item.get("name") not in CROPS or not isinstance(args, dict) or "size" not in args:
-            continue
-        value = args["size"]
-        sizes = value if isinstance(value, (list, tuple)) else [value, value]
-        if list(sizes) != [size, size]:
-            args["size"] = size
-            note(
-                f"{where}[{i}] {item['name']} size {value} -> {size}: ddrank trains and tests at "
-                f"one resolution ({size} px); to train at {value} px, set the dataset's "
-                f"image_size to {value}"
-            )
-
-
 # --- soft labels (only where the class trains them) ------------------------------------------
 
 
@@ -336,6 +307,7 @@ def _teachers(d: Draft) -> None:
 
 def _teacher_dir(d: Draft) -> None:
     if d.ref.get("teacher_dir"):
+        _existing_if_absolute(d, "teacher_dir")
         d.config["teacher_dir"] = d.ctx.resolve_path(str(d.ref["teacher_dir"]))
 
 
@@ -397,20 +369,10 @@ def _eval_full_data(d: Draft) -> None:
                 "eval_full_data: false"
             )
     d.setting("eval_full_data", full)
-    if full and d.given("real_batch_size"):
-        # the reference trains real-hard at real_batch_size (its table's batch is unused)
-        d.config["real_protocols"] = _real_batch(name, int(d.ref["real_batch_size"]))
-
-
-def _real_batch(name: str, batch: int) -> dict:
-    from ddrank_steps.planning.reference_tables import reference_real_protocols
-
-    table = reference_real_protocols()
-    if name not in table:
-        return {}  # the planner asks for a real_protocols entry, naming it
-    entry = copy.deepcopy(table[name])
-    entry["batch_size"] = batch
-    return {name: entry}
+    if full:
+        # the reference trains real-hard at real_batch_size (256 by default); its table's
+        # batch is unused
+        d.config["real_batch_size"] = int(d.value("real_batch_size"))
 
 
 def _use_aug_for_hard(d: Draft) -> None:

@@ -29,6 +29,11 @@ class WorkflowFailed(RuntimeError):
 def check_config(config: dict, where: str) -> dict:
     """The config validated by the workflow's schema (defaults filled in) and planned,
     so a mistake is reported here, naming the key, before any job starts."""
+    return checked_plan(config, where)[0]
+
+
+def checked_plan(config: dict, where: str):
+    """(the checked config, its Plan): `check_config`, with the plan it built."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
@@ -39,8 +44,7 @@ def check_config(config: dict, where: str) -> dict:
         validate(checked, str(SCHEMA))
     except WorkflowError as exc:
         raise ConfigError(f"{where}: {str(exc).splitlines()[0]}") from None
-    build_plan(checked)
-    return checked
+    return checked, build_plan(checked)
 
 
 def write_config(config: dict, path: Path) -> Path:

@@ -303,6 +303,20 @@ def pretrained_classes(name: str, options: dict | None) -> int | None:
     return family.pretrained_classes(spec, dict(options or {}))
 
 
+def pretrained_twin(name: str, options: dict | None) -> tuple[str, dict] | None:
+    """(name, options) of the ImageNet-pretrained model that model `name` is, as the
+    reference builds a teacher with no checkpoint (`pretrained=True`): a torchvision or timm
+    name with its default weights, and the torchvision-style ResNet (`torchvision: true`)
+    as torchvision's resnet of its depth. None for a model with no such weights (the DC
+    nets). Whether the weights are in the local cache is `check_model_options`'s to say."""
+    spec = parse_model_name(name)
+    if spec.family in (TORCHVISION_FAMILY, TIMM_FAMILY):
+        return name, {**(options or {}), "pretrained": True}
+    if spec.family == "ResNet" and (options or {}).get("torchvision"):
+        return f"{TORCHVISION_PREFIX}resnet{spec.depth}", {"pretrained": True}
+    return None
+
+
 def canonical_model_name(name: str) -> str:
     """The one spelling of a model name: a bare torchvision name becomes
     `torchvision:<name>` (the same model), every other name stays as written."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ddrank_steps import metric_registry
 from ddrank_steps.errors import ConfigError, InputError
-from ddrank_steps.models import canonical_model_name, canonical_options, pretrained_classes
+from ddrank_steps.models import canonical_options
 from ddrank_steps.planning import checks
 from ddrank_steps.planning.keys import (
     GIVEN,
@@ -42,8 +42,10 @@ from ddrank_steps.planning.reference_tables import (
     REFERENCE_SET_KINDS,
     reference_real_accuracies,
     reference_real_protocols,
+    reference_real_recipes,
 )
 from ddrank_steps.planning.set_size import set_images, set_processes
+from ddrank_steps.planning.teacher_plan import resolve_teachers
 from ddrank_steps.protocol_defaults import precision_of
 from ddrank_steps.seeding import round_seeds
 
@@ -83,13 +85,28 @@ class PlanBuilder:
         self.plan.runs[path] = (dataset, set_id.name, key, seed)
         return path
 
-    def real_protocol(self, dataset: str, protocol: dict, where: str) -> dict:
-        # Looked up under the dataset's own key first, then under its source, so a dataset
-        # named `cifar10` with `source: CIFAR10` finds the reference's CIFAR10 recipe.
+    def real_recipe_name(self, dataset: str, model: str) -> tuple[str, dict]:
+        """(entry name, table) of the real-hard recipe of `model` on `dataset`: looked up
+        under the dataset's own key first, then under its source, so a dataset named
+        `cifar10` with `source: CIFAR10` finds the reference's CIFAR10 recipe."""
         table = {**reference_real_protocols(), **self.config.get("real_protocols", {})}
         source = self.config["datasets"][dataset]["source"]
-        candidates = [f"{dataset}-{protocol['model']}", f"{source}-{protocol['model']}"]
-        name = next((c for c in candidates if c in table), candidates[0])
+        candidates = [f"{dataset}-{model}", f"{source}-{model}"]
+        return next((c for c in candidates if c in table), candidates[0]), table
+
+    def real_recipe(self, dataset: str, model: str) -> dict:
+        """Which recipe trains real-hard, where it comes from and whether it is the
+        reference's own: what the score files and the leaderboard say about it."""
+        name, _ = self.real_recipe_name(dataset, model)
+        if name in self.config.get("real_protocols", {}):
+            recipe = {"source": f"real_protocols.{name} of the config", "reference": False}
+        else:
+            recipe = dict(reference_real_recipes()[name])
+        batch = self.config.get("real_batch_size")
+        return {"entry": name, **recipe, **({"batch_size": batch} if batch else {})}
+
+    def real_protocol(self, dataset: str, protocol: dict, where: str) -> dict:
+        name, table = self.real_recipe_name(dataset, protocol["model"])
         if name not in table:
             raise ConfigError(
                 f"{where}: no real-data training protocol for '{name}' (needed for the real-hard "
@@ -97,6 +114,8 @@ class PlanBuilder:
                 f"config; known: {sorted(table)}"
             )
         real = copy.deepcopy(table[name])
+        if self.config.get("real_batch_size"):  # the reference's real_batch_size
+            real["batch_size"] = self.config["real_batch_size"]
         if real.get("train_transforms") and self.config["datasets"][dataset].get("zca"):
             raise ConfigError(
                 f"real_protocols.{name}.train_transforms: dataset {dataset} is ZCA-whitened, "
@@ -144,71 +163,9 @@ class PlanBuilder:
         return run_protocol(real, "fixed" if real.get("lr") else "grid")
 
     def add_teachers(self, dataset: str, protocol: dict, where: str) -> list[dict]:
-        """Resolve the protocol's teachers: a checkpoint under teacher_dir (the reference's
-        layout), else the real-hard run of that model (trained once per seed, shared),
-        whose run protocol this adds to the plan."""
-        entries = protocol.get("teacher_model_names") or [protocol["model"]]
-        resolved = []
-        for entry in entries:
-            if isinstance(entry, str):
-                # the student's own model name brings its options (width…) along
-                options = protocol.get("model_options") if entry == protocol["model"] else {}
-                entry = {"model": entry, "model_options": options or {}}
-            model, options = entry["model"], entry.get("model_options") or {}
-            teacher = {
-                "model": canonical_model_name(model),
-                "model_options": canonical_options(model, options),
-            }
-            found = self.teacher_file(dataset, model)
-            if found is not None:
-                teacher["source"], teacher["path"] = "file", found
-            elif pretrained_classes(model, options) is not None:
-                # torchvision/timm weights from the local cache, used as they are (as the
-                # reference uses its ImageNet teachers); the job checks the class count
-                teacher["source"] = "pretrained"
-            elif self.config.get("train_teachers", True):
-                # tested like the student's runs, so a teacher of the student's own model
-                # is the score's real-hard run, not a second training of it
-                tested = {
-                    **teacher,
-                    **{
-                        k: protocol.get(k)
-                        for k in ("test_transforms", "select", "test_interval", "precision")
-                    },
-                }
-                real = self.real_protocol(dataset, tested, where)
-                key = protocol_key(real)
-                self.plan.protocols[key] = real
-                self.plan.sets[REAL.name] = REAL  # trained even when no metric has a real term
-                teacher["source"], teacher["key"] = "trained", key
-            else:
-                expected = self.teacher_candidates(dataset, model)
-                raise ConfigError(
-                    f"{where}: teacher {model} for dataset {dataset} not found at "
-                    f"{expected[0] if expected else '{teacher_dir}/' + dataset + '/' + model}"
-                    " (ckpt_best.pt); put the checkpoint there, set teacher_dir, or set "
-                    "train_teachers: true to train it on the real train split"
-                )
-            resolved.append(teacher)
-        return resolved
-
-    def teacher_candidates(self, dataset: str, model: str) -> list[str]:
-        teacher_dir = self.config.get("teacher_dir")
-        if not teacher_dir:
-            return []
-        source = self.config["datasets"][dataset]["source"]
-        names = dict.fromkeys([dataset, source])  # ordered, without duplicates
-        return [str(Path(teacher_dir) / name / model / "ckpt_best.pt") for name in names]
-
-    def teacher_file(self, dataset: str, model: str) -> str | None:
-        """The first candidate checkpoint that is there. Each is recorded with its folder
-        (`{teacher_dir}/{dataset}/{model}`), so one that appears plans again."""
-        reads = self.plan.reads
-        for candidate in self.teacher_candidates(dataset, model):
-            reads.look(Path(candidate).parent)
-            if reads.look(candidate).is_file():
-                return candidate
-        return None
+        """The protocol's teachers, resolved (teacher_plan.py): a checkpoint, pretrained
+        weights, or the real-hard run of that model."""
+        return resolve_teachers(self, dataset, protocol, where)
 
     def add_label_recipe(self, request: MetricRequest, protocol: dict, set_id: SetId):
         """The soft-label part of a run protocol (None for hard labels), with the run's
@@ -366,6 +323,7 @@ class PlanBuilder:
             }
             for seed in self.plan.seeds
         ]
+        trains_real = any(set_id == REAL for set_id, _ in terms.values())
         self.plan.scores[(method_name, metric)] = {
             "method": method_name,
             "metric": metric,
@@ -378,6 +336,9 @@ class PlanBuilder:
                 for term, (set_id, run_p) in terms.items()
             },
             "rounds": rounds,
+            **(
+                {"real_recipe": self.real_recipe(dataset, protocol["model"])} if trains_real else {}
+            ),
         }
 
     def protocol(self, name: str, where: str) -> dict:

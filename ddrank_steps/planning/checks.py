@@ -174,6 +174,57 @@ def check_transform_datasets(config: dict, reads: Reads | None = None) -> None:
                     )
 
 
+def check_transform_shapes(config: dict, reads: Reads | None = None) -> None:
+    """Each protocol's train and test transforms give images of the size its datasets
+    train at: run on one image of that size now, so a list that cannot work is refused
+    before any job (a test CenterCrop(64) beside 224-px training fails every train job)."""
+    from ddrank_steps.data.datasets import image_side
+
+    checked = set()
+    for method in config["methods"].values():
+        side = image_side(config["datasets"].get(method["dataset"], {}))
+        for settings in method["metrics"].values():
+            name = settings["protocol"]
+            protocol = config["protocols"].get(name) or {}
+            for key in TRANSFORM_KEYS:
+                spec = protocol.get(key)
+                if not spec or side is None or (name, key, side) in checked:
+                    continue
+                checked.add((name, key, side))
+                out = _shape_after(spec, side, f"protocols.{name}.{key}")
+                if out is not None and tuple(out[1:]) != (side, side):
+                    raise ConfigError(
+                        f"protocols.{name}.{key}: turns a {side}x{side} image of dataset "
+                        f"{method['dataset']} into {out[1]}x{out[2]}; every item must keep the "
+                        f"size the model trains and tests at ({side} px): change the crop or "
+                        f"resize sizes to {side}, or prepare the dataset at another size "
+                        f"(datasets.{method['dataset']}.image_size)"
+                    )
+
+
+def _shape_after(spec: list, side: int, where: str) -> tuple | None:
+    """The shape one random side x side image has after `spec` (conversions skipped, as
+    the jobs skip them); None when the list cannot run on a bare image here (a grey
+    dataset, a user's class): the job reports that with its own image."""
+    import torch
+
+    from ddrank_steps.transforms.batches import CONVERSIONS
+    from ddrank_steps.transforms.build import build_transforms
+
+    built = build_transforms(spec, where).transforms
+    items = [t for item, t in zip(spec, built, strict=True) if item.get("name") not in CONVERSIONS]
+    for channels in (3, 1):
+        image = torch.rand(1, channels, side, side)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                for item in items:
+                    image = item(image)
+        except (TypeError, ValueError, RuntimeError):
+            continue
+        return tuple(image.shape[1:])
+    return None
+
+
 # In the order build_plan runs them: names first, the clearest error to report.
 CHECKS = (
     check_names,
@@ -182,6 +233,7 @@ CHECKS = (
     check_method_files,
     check_models_fit,
     check_transform_datasets,
+    check_transform_shapes,
 )
 
 

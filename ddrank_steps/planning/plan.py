@@ -31,6 +31,9 @@ class Plan:
     seeds: list[int] = field(default_factory=list)
     protocols: dict[str, dict] = field(default_factory=dict)  # key -> run protocol
     teacher_sets: dict[str, list] = field(default_factory=dict)  # key -> resolved teachers
+    # where each teacher comes from, in words (teacher_plan.py): logged, and printed by
+    # `ddrank import-config`
+    teacher_notes: dict[str, str] = field(default_factory=dict)
     scores: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, metric)
     sets: dict[str, SetId] = field(default_factory=dict)  # set wildcard -> set
     # run file -> (dataset, set wildcard, protocol key, seed): what each planned run trains

@@ -29,7 +29,29 @@ def reference_real_protocols() -> dict[str, dict]:
     the protocol defaults with the entry's own keys over them, as the schema's validation
     makes a config's `real_protocols` entry."""
     table = yaml.safe_load(REFERENCE_REAL_PROTOCOLS_FILE.read_text())["protocols"]
-    return {name: {**protocol_defaults(), **entry} for name, entry in table.items()}
+    return {
+        name: {**protocol_defaults(), **_without(entry, RECIPE_NOTES)}
+        for name, entry in table.items()
+    }
+
+
+# what an entry of the table says about itself, beside its protocol keys
+RECIPE_NOTES = ("source", "reference")
+
+
+@cache
+def reference_real_recipes() -> dict[str, dict]:
+    """Where each entry of the real-data table comes from: {"source": text, "reference":
+    whether it is the reference's own recipe}, keyed like the table."""
+    table = yaml.safe_load(REFERENCE_REAL_PROTOCOLS_FILE.read_text())["protocols"]
+    return {
+        name: {"source": str(entry["source"]), "reference": bool(entry["reference"])}
+        for name, entry in table.items()
+    }
+
+
+def _without(entry: dict, keys: tuple[str, ...]) -> dict:
+    return {k: v for k, v in entry.items() if k not in keys}
 
 
 @cache

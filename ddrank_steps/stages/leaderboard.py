@@ -51,6 +51,11 @@ def metric_columns(s: Score) -> dict:
     } - {None}
     if given:  # e.g. real-hard from a table of known accuracies, not trained
         row[f"{metric}_given"] = "; ".join(sorted(given))
+    if s.real_recipe:  # ddrank's own recipe is never mistaken for the reference's
+        row[f"{metric}_real_recipe"] = (
+            f"{s.real_recipe.get('entry')}: {s.real_recipe.get('source')}"
+        )
+        row[f"{metric}_real_recipe_is_reference"] = bool(s.real_recipe.get("reference"))
     # terms whose every LR diverged in some round: a broken net's accuracy (empty: none)
     row[f"{metric}_diverged"] = ";".join(s.diverged_terms)
     entry = metric_registry.METRICS.get(metric)

@@ -94,6 +94,9 @@ def main(args: argparse.Namespace) -> None:
             # the normalisation the method's images were read in, as the runs recorded it
             "data": read_cached_json(first_run).get("data"),
             "protocols": spec["protocols"],
+            # which recipe trained real-hard and whether it is the reference's (none: no
+            # trained real-hard term)
+            **({"real_recipe": spec["real_recipe"]} if spec.get("real_recipe") else {}),
             "seeds": [r["seed"] for r in spec["rounds"]],
             **result,
             "units": "accuracies and their differences are fractions; LRS and ARS are in [0, 100]",

@@ -67,6 +67,10 @@ try:
     PLAN = cached_plan(config, build_plan, write=workflow.is_main_process)
 except ConfigError as exc:
     raise WorkflowError(f"config error: {exc}") from None
+if workflow.is_main_process:
+    # where each teacher comes from: a mistyped teacher_dir must not pass for a real teacher
+    for _teacher in getattr(PLAN, "teacher_notes", {}).values():
+        logger.info(f"plan: {_teacher}")
 
 DEVICE = config["device"]
 RES = config["resources"]
