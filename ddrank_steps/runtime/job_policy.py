@@ -151,5 +151,13 @@ def shell_prefix(repo: str, python_dir: str | None, resources: dict) -> str:
     minutes = resources.get("checkpoint_minutes", DEFAULT_CHECKPOINT_MINUTES)
     return (
         f"export {path}{pythonpath}; export {ENV_JOBS_PER_GPU}={resources['jobs_per_gpu']}; "
-        f"export {ENV_CHECKPOINT_MINUTES}={minutes}; "
+        f"export {ENV_CHECKPOINT_MINUTES}={minutes}; {IGNORE_WARNING_SIGNAL}"
     )
+
+
+# SLURM's warning signal (`--signal=USR1@...` in the SLURM profile) goes to every process
+# of the job step. The train stage catches it, checkpoints and exits; the job's shell and
+# torchrun's agent, which do not catch it, would die of it at once, and the step's end
+# would kill the stage before its checkpoint is written. Ignored by them, it is inherited
+# as ignored, and only a process that installs a handler (the stage) acts on it.
+IGNORE_WARNING_SIGNAL = "trap '' USR1; "
