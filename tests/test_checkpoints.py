@@ -6,9 +6,15 @@ of another computation or a damaged one is named in the log and never resumed fr
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shlex
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,13 +22,16 @@ from helpers import tiny_protocol
 from test_concurrent_lrs import LRS, TRAIN_TRANSFORMS, make_group, meta
 
 from ddrank_steps import paths
-from ddrank_steps.runtime import preemption
+from ddrank_steps.runtime import job_policy, preemption
+from ddrank_steps.stages import train as train_stage
 from ddrank_steps.training import checkpoints as checkpointing
 from ddrank_steps.training.checkpoints import Checkpoints
 from ddrank_steps.training.engine import train_group
 from ddrank_steps.transforms.batches import BatchTransform
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+REPO = Path(__file__).resolve().parents[1]
 
 EPOCHS = 5  # evaluation points at 2, 4 and 5: stops fall on both kinds of epoch
 HEADER = {"protocol_key": "k", "seed": 3, "code": "c"}
@@ -192,3 +201,59 @@ def test_a_stop_signal_only_raises_the_flag(signum):
         os.kill(os.getpid(), signum)
         assert preemption.requested() == signal.Signals(signum).name
     assert signal.getsignal(signum) is before and preemption.requested() is None
+
+
+# --- the train stage ----------------------------------------------------------------------
+
+
+def stage_args(data, meta, out, protocol) -> list[str]:
+    return [
+        *("--real", "--set", str(data), "--data", str(data), "--meta", str(meta)),
+        *("--protocol", json.dumps(protocol), "--seed", "3", "--device", "cpu"),
+        *("--out", str(out)),
+    ]
+
+
+def run_file(args: list[str]) -> dict:
+    train_stage.main(train_stage.parser().parse_args(args))
+    record = json.loads(Path(args[args.index("--out") + 1]).read_text())
+    for r in record["runs"]:
+        r.pop("seconds")
+    return record
+
+
+def test_the_stage_stops_on_sigusr1_under_a_shell_that_ignores_it_and_resumes(
+    both, tmp_path, caplog
+):
+    """As under SLURM: the signal reaches the job's shell and the stage; the shell ignores
+    it (job_policy's shell prefix), the stage checkpoints, exits 75, and its rerun resumes
+    to the run file of an uninterrupted run."""
+    data, meta, _ = both["cached"]
+    protocol = tiny_protocol("fixed", epochs=400, test_interval=100, lr=0.01)
+    out = tmp_path / "stopped" / "run.json"
+    command = [
+        sys.executable,
+        "-m",
+        "ddrank_steps.stages.train",
+        *stage_args(data, meta, out, protocol),
+    ]
+    shell = job_policy.IGNORE_WARNING_SIGNAL + shlex.join(command)
+    env = {**os.environ, job_policy.ENV_CHECKPOINT_MINUTES: "0", "PYTHONPATH": str(REPO)}
+    job = subprocess.Popen(
+        ["bash", "-c", shell], env=env, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    checkpoint = Path(paths.run_checkpoint(str(out)))
+    deadline = time.monotonic() + 120
+    while not checkpoint.is_file() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGUSR1)  # what SLURM does: every process of the step
+    log = job.communicate(timeout=120)[1]
+    assert job.returncode == preemption.EXIT_CODE, log[-3000:]
+    assert checkpoint.is_file() and not out.exists()
+    assert "exiting with 75" in log
+
+    caplog.set_level(logging.INFO)
+    resumed = run_file(stage_args(data, meta, out, protocol))
+    assert "resumed from epoch" in caplog.text and not checkpoint.exists()
+    fresh = run_file(stage_args(data, meta, tmp_path / "fresh" / "run.json", protocol))
+    assert resumed["runs"] == fresh["runs"] and resumed["selected"] == fresh["selected"]
