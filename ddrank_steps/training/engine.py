@@ -29,6 +29,11 @@ A real split too large to cache (ImageNet) arrives streamed: its `images` is a
 `streaming.StreamedImages`, and batches and evaluation then come from a DataLoader
 (`streaming.train_batches`, `streaming.evaluate`) in the same seeded order. The
 in-memory path does exactly what it did before (`run_steps` slices the device tensors).
+
+Given a job's `checkpoints.Checkpoints`, a group writes its state at the end of an epoch
+when due and goes on from a usable checkpoint of the same computation: the finished runs
+as they were, the run in progress (or, trained together, all of them) from its epoch,
+with the same results as uninterrupted (`checkpoints`).
 """
 
 from __future__ import annotations
