@@ -70,6 +70,17 @@ def run_figure_of(run_path: str) -> str:
     return RUN_FIGURE.format(**run_fields(run_path))
 
 
+def run_checkpoint(run_path: str) -> str:
+    """Where the training job of a run file keeps the checkpoint it resumes from: under
+    results/checkpoints/, mirroring the run file's path (beside it, for a run file
+    outside results/runs/). Not a rule output: the job removes it once the run file is
+    written, and a rerun finds it when the job did not get that far."""
+    runs, checkpoints = "results/runs/", "results/checkpoints/"
+    head, found, tail = run_path.rpartition(runs)
+    stem = tail.removesuffix(".json") if found else run_path.removesuffix(".json")
+    return f"{head}{checkpoints}{stem}.pt" if found else f"{stem}.checkpoint.pt"
+
+
 # Upper-case names in this module are path patterns only (tests/test_layout.py reads them).
 @functools.cache
 def _pattern_regex(pattern: str) -> re.Pattern:

@@ -138,6 +138,7 @@ def test_the_shell_prefix_sets_path_pythonpath_and_the_slots_per_gpu():
     assert prefix == (
         "export PATH=/venv/bin:$PATH PYTHONPATH='/re po'${{PYTHONPATH:+:$PYTHONPATH}}; "
         "export DDRANK_JOBS_PER_GPU=3; "
+        "export DDRANK_CHECKPOINT_MINUTES=10.0; trap '' USR1; "
     )
     # as Snakemake formats it: the shell's own braces survive
     assert "PYTHONPATH='/re po'${PYTHONPATH:+:$PYTHONPATH};" in prefix.format()
@@ -148,6 +149,7 @@ def test_under_conda_the_prefix_leaves_path_alone():
     prefix = job_policy.shell_prefix("/repo", None, resources())
     assert prefix == (
         "export PYTHONPATH=/repo${{PYTHONPATH:+:$PYTHONPATH}}; export DDRANK_JOBS_PER_GPU=1; "
+        "export DDRANK_CHECKPOINT_MINUTES=10.0; trap '' USR1; "
     )
 
 

@@ -201,3 +201,56 @@ def test_tiny_workflow_runs_through_sbatch_to_a_complete_leaderboard(local_slurm
 
     again = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def run_through_slurm(workdir: Path, profile: Path) -> str:
+    """The workflow in `workdir` through sbatch with `profile`; its output, once it ended
+    well (SIGINT after RUN_TIMEOUT_S: the plugin then cancels its jobs)."""
+    cmd = [
+        *(sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)),
+        *("--directory", str(workdir), "--configfile", str(workdir / "config.yaml")),
+        *("--workflow-profile", str(profile)),
+    ]
+    proc = subprocess.run(
+        ["timeout", "-s", "INT", "-k", "30", str(RUN_TIMEOUT_S), *cmd],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S + 60,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"snakemake exited {proc.returncode}:\n{text[-8000:]}"
+    return text
+
+
+def test_a_training_job_cut_by_its_time_limit_resumes_on_its_retry(local_slurm, tmp_path):
+    """A syn run of ~2 min of epochs under a 1-min time limit: SLURM's warning signal
+    (`--signal=USR1@<lead>` from the profile, shortened here to fit the minute) makes it
+    checkpoint and exit, and the profile's retries resume it until it is done."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = tiny_config()
+    config["num_eval"] = 1
+    kmeans = config["methods"]["kmeans"]
+    kmeans["metrics"] = {"lrs_hard": kmeans["metrics"]["lrs_hard"]}
+    config["methods"] = {"kmeans": kmeans}
+    config["protocols"]["digits-dsa"].update(epochs=4000, test_interval=1000, lr_grid=[0.01])
+    config["resources"] = {"train_runtime": 1, "checkpoint_minutes": 0.1}
+    write_config(workdir, config)
+    profile = write_test_profile(tmp_path / "profile", local_slurm)
+    settings = yaml.safe_load((profile / "config.yaml").read_text())
+    for rule in ("train", "train_real"):
+        assert "--signal=USR1@" in settings["set-resources"][rule]["slurm_extra"]
+        settings["set-resources"][rule]["slurm_extra"] = "'--signal=USR1@15'"
+    (profile / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+
+    text = run_through_slurm(workdir, profile)
+
+    logs = (workdir / "results" / "logs" / "train" / "digits").glob("syn-kmeans/*/seed*.log")
+    resumed = [log for log in logs if "resumed from epoch" in log.read_text()]
+    assert resumed, text[-6000:]
+    # a resubmission: more train jobs went through sbatch than the 3 runs (real, syn, rdm)
+    submitted = re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/slurm_logs/rule_train", text)
+    assert len(submitted) > 3, text[-6000:]
+    table = pd.read_csv(workdir / "results" / "leaderboard.csv")
+    assert list(table["method"]) == ["kmeans"]
+    assert not list((workdir / "results").rglob("checkpoints/**/*.pt"))

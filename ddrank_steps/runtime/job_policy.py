@@ -23,6 +23,9 @@ import shlex
 
 # Read by gpu_lease: the slots per GPU, exported in every job's shell prefix.
 ENV_JOBS_PER_GPU = "DDRANK_JOBS_PER_GPU"
+# resources.checkpoint_minutes, to the train stage: how often a job saves to resume from
+ENV_CHECKPOINT_MINUTES = "DDRANK_CHECKPOINT_MINUTES"
+DEFAULT_CHECKPOINT_MINUTES = 10.0
 
 # The train stage's --concurrent-lrs values.
 CONCURRENT_LRS = ("auto", "on", "off")
@@ -139,9 +142,22 @@ def shell_prefix(repo: str, python_dir: str | None, resources: dict) -> str:
     formats it, hence the doubled braces): `python` is the interpreter in `python_dir`
     (the one running Snakemake; None under `--sdm conda`, which provides its own), the
     package is the checkout at `repo` (jobs run the code they declare as inputs), and the
-    slots per GPU go to gpu_lease through the environment (`ENV_JOBS_PER_GPU`): a rule's
-    command text and params are rerun triggers, and how jobs share a GPU must never
-    rerun one."""
+    slots per GPU go to gpu_lease through the environment (`ENV_JOBS_PER_GPU`), as the
+    checkpoint interval goes to the train stage (`ENV_CHECKPOINT_MINUTES`): a rule's
+    command text and params are rerun triggers, and how jobs share a GPU or how often
+    they checkpoint must never rerun one."""
     path = "" if python_dir is None else f"PATH={shlex.quote(python_dir)}:$PATH "
     pythonpath = f"PYTHONPATH={shlex.quote(repo)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"
-    return f"export {path}{pythonpath}; export {ENV_JOBS_PER_GPU}={resources['jobs_per_gpu']}; "
+    minutes = resources.get("checkpoint_minutes", DEFAULT_CHECKPOINT_MINUTES)
+    return (
+        f"export {path}{pythonpath}; export {ENV_JOBS_PER_GPU}={resources['jobs_per_gpu']}; "
+        f"export {ENV_CHECKPOINT_MINUTES}={minutes}; {IGNORE_WARNING_SIGNAL}"
+    )
+
+
+# SLURM's warning signal (`--signal=USR1@...` in the SLURM profile) goes to every process
+# of the job step. The train stage catches it, checkpoints and exits; the job's shell and
+# torchrun's agent, which do not catch it, would die of it at once, and the step's end
+# would kill the stage before its checkpoint is written. Ignored by them, it is inherited
+# as ignored, and only a process that installs a handler (the stage) acts on it.
+IGNORE_WARNING_SIGNAL = "trap '' USR1; "

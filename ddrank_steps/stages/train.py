@@ -8,6 +8,10 @@ The protocol's `label_source` says where soft labels come from (`label_targets`)
 given with soft labels), or, in mode M, `--teacher` checkpoints, one per entry of the
 protocol's `teachers`. `--checkpoint` saves the selected model's weights (the real-hard
 runs do, so they can serve as teachers).
+While it trains, the job keeps a checkpoint to resume from (`training.checkpoints`, every
+$DDRANK_CHECKPOINT_MINUTES minutes: resources.checkpoint_minutes) and removes it once the
+run file is written; SIGUSR1 or SIGTERM make it checkpoint at the end of the epoch and exit
+with `preemption.EXIT_CODE`.
 A streamed dataset (too large to cache) is read by `--workers` DataLoader processes.
 The protocol's `train_transforms` go to the engine; its `test_transforms` are applied to
 the test and val splits here (`transforms.batches`).
@@ -17,17 +21,25 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 
 import torch
 
-from ddrank_steps import stage_cli
+from ddrank_steps import paths, stage_cli
 from ddrank_steps.data import streaming
 from ddrank_steps.data.training_inputs import DatasetMeta, load_set, load_split
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.protocol_defaults import precision_of
+from ddrank_steps.runtime import preemption
 from ddrank_steps.runtime.atomic_write import write_json
-from ddrank_steps.runtime.job_policy import CONCURRENT_LRS
+from ddrank_steps.runtime.job_policy import (
+    CONCURRENT_LRS,
+    DEFAULT_CHECKPOINT_MINUTES,
+    ENV_CHECKPOINT_MINUTES,
+)
 from ddrank_steps.training import distributed, precision
+from ddrank_steps.training.checkpoints import Checkpoints, run_header
 from ddrank_steps.training.engine import (
     RunGroup,
     RunResult,
@@ -59,7 +71,15 @@ def learning_rates(protocol: dict, set_blob: dict | None, set_path: str) -> list
 
 def main(args: argparse.Namespace) -> None:
     try:
-        run(args)
+        with preemption.catching():
+            run(args)
+    except preemption.Stopped as stop:
+        log.warning(
+            "%s: the checkpoint is written; exiting with %d so that a rerun (or retry) resumes it",
+            stop,
+            preemption.EXIT_CODE,
+        )
+        sys.exit(preemption.EXIT_CODE)
     finally:
         distributed.teardown()
 
@@ -96,13 +116,17 @@ def run(args: argparse.Namespace) -> None:
         real=args.real,
     )
     together = concurrent_lrs(args.concurrent_lrs, device, streaming.is_streamed(train.images))
-    results, best = train_group(group, lrs, show_progress=rank == 0, concurrent=together)
+    checkpoints = job_checkpoints(args, lrs, device, world, together)
+    results, best = train_group(
+        group, lrs, show_progress=rank == 0, concurrent=together, checkpoints=checkpoints
+    )
     if rank:  # one set of outputs: rank 0's
         return
     chosen = results[best]
     if args.checkpoint:
         save_selected(args.checkpoint, protocol, args.seed, chosen)
     write_json(args.out, run_record(args, meta, set_info, results, best, device, world))
+    checkpoints.remove()
     log.info("selected lr %g: test accuracy %.4f", chosen.lr, chosen.acc)
 
 
@@ -122,6 +146,32 @@ def start_processes(args: argparse.Namespace) -> tuple[torch.device, int, int]:
     if rank:  # one log and one set of outputs: rank 0's
         logging.getLogger("ddrank").setLevel(logging.WARNING)
     return device, rank, world
+
+
+def job_checkpoints(
+    args: argparse.Namespace, lrs: list[float], device: torch.device, world: int, together: bool
+) -> Checkpoints:
+    """The job's checkpoint (`paths.run_checkpoint` of its run file), keyed on everything
+    its result depends on."""
+    inputs = [args.set, args.data, args.meta, args.soft_labels, *args.teacher]
+    header = run_header(
+        args.protocol,
+        args.protocol_key,
+        args.seed,
+        lrs,
+        [path for path in inputs if path],
+        device=device.type,
+        processes=world,
+        together=together,
+    )
+    minutes = os.environ.get(ENV_CHECKPOINT_MINUTES, "").strip()
+    try:
+        minutes = float(minutes) if minutes else DEFAULT_CHECKPOINT_MINUTES
+    except ValueError:
+        raise ConfigError(
+            f"{ENV_CHECKPOINT_MINUTES}={minutes!r}: give minutes (resources.checkpoint_minutes)"
+        ) from None
+    return Checkpoints(paths.run_checkpoint(args.out), header, minutes, device)
 
 
 def load_eval_splits(

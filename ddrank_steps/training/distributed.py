@@ -89,3 +89,17 @@ def sum_counts(correct: torch.Tensor, total: int) -> tuple[int, int]:
     counts = torch.stack([correct.to(torch.float64), torch.tensor(float(total))]).to(correct.device)
     dist.all_reduce(counts, op=dist.ReduceOp.SUM)
     return int(counts[0].item()), int(counts[1].item())
+
+
+def any_rank(flags: list[bool], device: torch.device) -> list[bool]:
+    """Each flag, true on every rank when it is true on any: the ranks decide alike."""
+    values = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in values.tolist()]
+
+
+def gather_objects(obj) -> list:
+    """Every rank's `obj`, in rank order, on every rank."""
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out

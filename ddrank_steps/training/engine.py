@@ -29,6 +29,11 @@ A real split too large to cache (ImageNet) arrives streamed: its `images` is a
 `streaming.StreamedImages`, and batches and evaluation then come from a DataLoader
 (`streaming.train_batches`, `streaming.evaluate`) in the same seeded order. The
 in-memory path does exactly what it did before (`run_steps` slices the device tensors).
+
+Given a job's `checkpoints.Checkpoints`, a group writes its state at the end of an epoch
+when due and goes on from a usable checkpoint of the same computation: the finished runs
+as they were, the run in progress (or, trained together, all of them) from its epoch,
+with the same results as uninterrupted (`checkpoints`).
 """
 
 from __future__ import annotations
@@ -36,13 +41,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from functools import partial
 
 import torch
 from tqdm import tqdm
 
 from ddrank_steps.runtime import job_policy
 from ddrank_steps.runtime.job_policy import CONCURRENT_LRS
+from ddrank_steps.training import checkpoints as checkpointing
 from ddrank_steps.training import distributed
+from ddrank_steps.training.checkpoints import Checkpoints
 from ddrank_steps.training.evaluation import (
     SELECT_RULES,
     eval_epochs,
@@ -98,31 +106,54 @@ def _train_epoch(group: RunGroup, run: Run) -> None:
     run.scheduler.step()
 
 
-def train_one(group: RunGroup, lr: float, progress: tqdm | None = None) -> RunResult:
-    """One run of the group: train at `lr`, evaluating at the protocol's points."""
+def train_one(
+    group: RunGroup,
+    lr: float,
+    progress: tqdm | None = None,
+    checkpoints: Checkpoints | None = None,
+    done: list[RunResult] | None = None,
+    saved: dict | None = None,
+) -> RunResult:
+    """One run of the group: train at `lr`, evaluating at the protocol's points. With
+    `checkpoints`, the state after an epoch (and the group's finished runs, `done`) is
+    written when due, and `saved` is a checkpoint of this run to go on from."""
     start_time = time.perf_counter()
     protocol = group.protocol
     run = start_run(group, lr)
-    checkpoints = eval_epochs(protocol["epochs"], protocol["test_interval"])
     result = RunResult(lr=lr)
+    first = checkpointing.resume(group, [run], [result], saved) + 1 if saved else 1
+    if progress is not None:
+        progress.update(first - 1)
+    points = eval_epochs(protocol["epochs"], protocol["test_interval"])
     run.model.train()
-    for epoch in range(1, protocol["epochs"] + 1):
+    for epoch in range(first, protocol["epochs"] + 1):
         _train_epoch(group, run)
-        if epoch in checkpoints:
+        if epoch in points:
             evaluation_point(group, run, result, epoch)
+        if checkpoints is not None:
+            checkpoints.after_epoch(
+                epoch,
+                epoch in points,
+                partial(checkpointing.snapshot, group, [run], [result], epoch, done or []),
+            )
         if progress is not None:
             progress.update(1)
     select_epoch(result, protocol["select"])
-    result.seconds = time.perf_counter() - start_time
+    result.seconds += time.perf_counter() - start_time
     return result
 
 
 def train_group(
-    group: RunGroup, lrs: list[float], show_progress: bool = True, concurrent: bool = False
+    group: RunGroup,
+    lrs: list[float],
+    show_progress: bool = True,
+    concurrent: bool = False,
+    checkpoints: Checkpoints | None = None,
 ) -> tuple[list[RunResult], int]:
     """Every run of the group, one per LR, and the index of the selected LR. Only the
     selected run keeps its weights (with `keep_state`). With `concurrent` (and one process,
-    more than one LR) the runs train together (`train_together`), else one at a time."""
+    more than one LR) the runs train together (`train_together`), else one at a time. With
+    `checkpoints` the group goes on from its checkpoint, if it has a usable one."""
     protocol = group.protocol
     if protocol["select"] == "val" and group.val is None:
         raise ValueError("select: val needs a validation split (dataset val_fraction > 0)")
@@ -132,6 +163,7 @@ def train_group(
         processes=distributed.rank_world()[1],
         lrs=len(lrs),
     )
+    saved = checkpoints.restore() if checkpoints is not None else None
     total = len(lrs) * protocol["epochs"]
     # In a job's log file (not a terminal) a bar redrawn every few ms is just noise.
     interval = 0.5 if sys.stderr.isatty() else 30.0
@@ -141,15 +173,11 @@ def train_group(
         if together:
             log.info("the %d LRs train together on %s", len(lrs), group.train.images.device)
             bar.set_postfix(lrs=len(lrs))
-            results = train_together(group, lrs, bar)
+            results = train_together(group, lrs, bar, checkpoints, saved)
             for result in results:
                 _log_run(result)
         else:
-            results = []
-            for lr in lrs:
-                bar.set_postfix(lr=lr)
-                results.append(train_one(group, lr, bar))
-                _log_run(results[-1])
+            results = _train_in_turn(group, lrs, bar, checkpoints, saved)
     if all(r.diverged_at is not None for r in results):
         log.warning(
             "every LR diverged (%s): this run is marked diverged in its run file, and in the "
@@ -161,6 +189,34 @@ def train_group(
         if i != best:
             r.state = None
     return results, best
+
+
+def _train_in_turn(
+    group: RunGroup,
+    lrs: list[float],
+    bar: tqdm,
+    checkpoints: Checkpoints | None,
+    saved: dict | None,
+) -> list[RunResult]:
+    """The runs one after the other; from a checkpoint, the finished ones are taken as they
+    were and the one in progress goes on from its epoch."""
+    results = [checkpointing.result_from(r) for r in saved["shared"]["done"]] if saved else []
+    if saved:
+        log.info(
+            "resumed from epoch %d of lr %g (%d LR(s) of %d done before)",
+            saved["shared"]["epoch"],
+            lrs[len(results)],
+            len(results),
+            len(lrs),
+        )
+        bar.update(len(results) * group.protocol["epochs"])
+    pending = saved  # the first run trained here is the one the checkpoint was in
+    for lr in lrs[len(results) :]:
+        bar.set_postfix(lr=lr)
+        results.append(train_one(group, lr, bar, checkpoints, results, pending))
+        pending = None
+        _log_run(results[-1])
+    return results
 
 
 def _log_run(result: RunResult) -> None:

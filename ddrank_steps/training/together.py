@@ -9,15 +9,21 @@ up to the kernels' own nondeterminism). Whether a job's LRs train together is de
 
 from __future__ import annotations
 
+import logging
 import time
+from functools import partial
 
 import torch
 from tqdm import tqdm
 
+from ddrank_steps.training import checkpoints as checkpointing
 from ddrank_steps.training import distributed
+from ddrank_steps.training.checkpoints import Checkpoints
 from ddrank_steps.training.evaluation import eval_epochs, evaluation_point, select_epoch
 from ddrank_steps.training.group import RunGroup, RunResult
 from ddrank_steps.training.run_steps import Run, epoch_batches, start_run, step
+
+log = logging.getLogger("ddrank.engine")
 
 
 class Lanes:
@@ -64,11 +70,17 @@ class Lanes:
 
 
 def train_together(
-    group: RunGroup, lrs: list[float], progress: tqdm | None = None
+    group: RunGroup,
+    lrs: list[float],
+    progress: tqdm | None = None,
+    checkpoints: Checkpoints | None = None,
+    saved: dict | None = None,
 ) -> list[RunResult]:
     """Every run of the group at once, batch by batch: each batch (order, transforms,
     augmentation, mixing λ) is prepared once and every run steps on it, which is what each
-    would see alone since their streams are seeded alike. One process only (no DDP)."""
+    would see alone since their streams are seeded alike. One process only (no DDP). With
+    `checkpoints` the state after an epoch is written when due; `saved` is one to go on
+    from."""
     if distributed.rank_world()[1] > 1:
         raise ValueError("LRs train together only in one process; under DDP train_one each")
     start_time = time.perf_counter()
@@ -78,22 +90,37 @@ def train_together(
     for lr in lrs:  # each start reseeds the shared streams to the same seeds
         runs.append(start_run(group, lr))
         lanes.add()
-    checkpoints = eval_epochs(protocol["epochs"], protocol["test_interval"])
+    points = eval_epochs(protocol["epochs"], protocol["test_interval"])
     results = [RunResult(lr=lr) for lr in lrs]
+    first = 1
+    if saved:
+        first = checkpointing.resume(group, runs, results, saved) + 1
+        lanes.rng_states = list(saved["own"]["lanes"])
+        log.info("resumed from epoch %d of the %d LRs trained together", first - 1, len(lrs))
+    if progress is not None:
+        progress.update(len(runs) * (first - 1))
     for run in runs:
         run.model.train()
-    for epoch in range(1, protocol["epochs"] + 1):
+    for epoch in range(first, protocol["epochs"] + 1):
         for batch in epoch_batches(group, runs[0]):
             lanes.step(group, runs, batch)
         for run in runs:
             run.scheduler.step()
-        if epoch in checkpoints:
+        if epoch in points:
             for run, result in zip(runs, results, strict=True):
                 evaluation_point(group, run, result, epoch)
+        if checkpoints is not None:
+            checkpoints.after_epoch(
+                epoch,
+                epoch in points,
+                partial(
+                    checkpointing.snapshot, group, runs, results, epoch, [], list(lanes.rng_states)
+                ),
+            )
         if progress is not None:
             progress.update(len(runs))
     seconds = time.perf_counter() - start_time
     for result in results:
         select_epoch(result, protocol["select"])
-        result.seconds = seconds
+        result.seconds += seconds
     return results

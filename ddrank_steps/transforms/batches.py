@@ -98,6 +98,13 @@ class BatchTransform:
         (a DataLoader takes a seed from it for every epoch of a streamed split)."""
         self._seed, self._rng = seed, None
 
+    def stream_state(self) -> tuple:
+        """Where this list's own stream is (a checkpoint keeps it)."""
+        return self._seed, self._rng
+
+    def set_stream_state(self, state: tuple) -> None:
+        self._seed, self._rng = state
+
     @contextlib.contextmanager
     def _own_rng(self, device: torch.device):
         """torchvision draws from the global RNG: swap this list's own state in and out."""
