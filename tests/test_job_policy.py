@@ -4,6 +4,7 @@ together; and the shell prefix every job runs under."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -137,17 +138,36 @@ def test_the_shell_prefix_sets_path_pythonpath_and_the_slots_per_gpu():
     prefix = job_policy.shell_prefix("/re po", "/venv/bin", resources(jobs_per_gpu=3))
     assert prefix == (
         "export PATH=/venv/bin:$PATH PYTHONPATH='/re po'${{PYTHONPATH:+:$PYTHONPATH}}; "
-        "export DDRANK_JOBS_PER_GPU=3; "
+        "export DDRANK_JOBS_PER_GPU=3; export DDRANK_MASTER_PID=$PPID; exec "
     )
     # as Snakemake formats it: the shell's own braces survive
     assert "PYTHONPATH='/re po'${PYTHONPATH:+:$PYTHONPATH};" in prefix.format()
     assert job_policy.ENV_JOBS_PER_GPU == gpu_lease.ENV_JOBS_PER_GPU
 
 
+def test_the_prefix_makes_bash_the_job_and_names_the_run_that_started_it():
+    """`exec`: no wrapper shell outlives or outlasts the job; $PPID: the job's watch."""
+    prefix = job_policy.shell_prefix("/repo", None, resources()).format()
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            prefix
+            + "python -c \"import os; print(os.getppid(), os.environ['DDRANK_MASTER_PID'])\"",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PATH": os.environ["PATH"]},
+    ).stdout.split()
+    assert out == [str(os.getpid())] * 2  # python replaced bash: its parent is ours
+
+
 def test_under_conda_the_prefix_leaves_path_alone():
     prefix = job_policy.shell_prefix("/repo", None, resources())
     assert prefix == (
         "export PYTHONPATH=/repo${{PYTHONPATH:+:$PYTHONPATH}}; export DDRANK_JOBS_PER_GPU=1; "
+        "export DDRANK_MASTER_PID=$PPID; exec "
     )
 
 

@@ -39,6 +39,19 @@ from ddrank_steps.reporting.score_records import group_of
 # Snakemake's own message (the same in both cases) asks for --unlock.
 if workflow.is_main_process and (_lock := run_lock.lock_report()):
     logger.warning(_lock)
+# `snakemake --unlock` while the run holding the lock, or a job it started, still works
+# would let a rerun train those jobs a second time: refuse.
+if workflow.is_main_process and "--unlock" in sys.argv:
+    if _refusal := run_lock.unlock_refusal():
+        raise WorkflowError(_refusal)
+
+
+def check_no_live_jobs():
+    """Jobs of an earlier run still working here (an orphan, or a run started with
+    --nolock) would be trained twice: one clear refusal before any job (onstart)."""
+    if refusal := run_lock.live_jobs_refusal():
+        raise WorkflowError(refusal)
+
 
 RESULTS = Path(paths.LEADERBOARD).parent
 
