@@ -30,19 +30,39 @@ def read_term(path: str) -> dict:
         raise InputError(path, "selected.acc", "missing", rebuild_fix(path))
     term = {"acc": selected["acc"], "lr": selected["lr"], "epoch": selected["epoch"], "run": path}
     term["diverged"] = every_lr_diverged(run)
+    if term["diverged"]:  # why, as the train stage judged it (training/divergence.py)
+        term["diverged_reason"] = divergence_reason(run)
     if run.get("given"):  # a known accuracy (eval_full_data: false), not a training
         term["given"] = run["given"]["source"]
     return term
 
 
 def every_lr_diverged(run: dict) -> bool:
-    """Whether every LR of the run diverged (its accuracy is then a broken net's). Read from
-    the curves, where a non-finite train loss is null, so run files written before the
-    flag existed are judged too."""
+    """Whether every LR of the run diverged (its accuracy is then a broken net's): flagged
+    by the train stage (a blow-up, training/divergence.py), or read from the curves, where
+    a non-finite train loss is null, so run files written before the flag existed are
+    judged too."""
     lrs = run.get("runs") or []
     return bool(lrs) and all(
-        any(point.get("train_loss") is None for point in lr_run.get("curve", [])) for lr_run in lrs
+        lr_run.get("diverged")
+        or any(point.get("train_loss") is None for point in lr_run.get("curve", []))
+        for lr_run in lrs
     )
+
+
+def divergence_reason(run: dict) -> str:
+    """The selected LR's reason for counting as diverged (as its run file says)."""
+    chosen = run.get("selected", {}).get("lr")
+    lrs = run.get("runs") or []
+    for lr_run in sorted(lrs, key=lambda r: r.get("lr") != chosen):
+        if reason := (lr_run.get("divergence") or {}).get("reason"):
+            return f"lr {lr_run.get('lr'):g}: {reason}"
+    return "the train loss is not finite"
+
+
+def rounds_of(result: dict, term: str) -> list[dict]:
+    """The rounds of a score result in which `term` diverged."""
+    return [r for r in result.get("rounds", []) if r["terms"].get(term, {}).get("diverged")]
 
 
 def diverged_terms(rounds: list[dict]) -> list[str]:
@@ -105,12 +125,14 @@ def main(args: argparse.Namespace) -> None:
     )
     write_json(args.out, out)
     for name in result["summary"]["diverged_terms"]:
+        reasons = [r["terms"][name].get("diverged_reason") for r in rounds_of(result, name)]
         log.warning(
-            "%s %s: every LR of term %s diverged in some round (see its run files); the "
-            "score uses that broken net's accuracy",
+            "%s %s: every LR of term %s diverged in some round (%s; see its run files); "
+            "the score uses that broken net's accuracy",
             spec["method"],
             spec["metric"],
             name,
+            next((r for r in reasons if r), "the train loss is not finite"),
         )
     headline = metric_registry.get(spec["metric"]).headline
     stats = result["summary"][headline]
