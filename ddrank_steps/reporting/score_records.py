@@ -64,6 +64,7 @@ class Score:
     protocols: dict = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # what the file lacks, in words
     diverged_terms: list[str] = field(default_factory=list)  # every LR diverged in a round
+    set_warnings: list[str] = field(default_factory=list)  # doubtful value ranges of sets
 
     @property
     def group(self) -> Group:
@@ -112,6 +113,7 @@ def read_score(path: str | Path) -> Score:
         summary = _summary_from_rounds(score.rounds, quantity_names)
     _read_quantities(score, summary, quantity_names)
     score.diverged_terms = [str(t) for t in summary.get("diverged_terms") or []]
+    score.set_warnings = [str(w) for w in summary.get("set_warnings") or []]
     _read_terms(score, summary)
     for q, stats in score.quantities.items():
         if not math.isfinite(stats["mean"]):

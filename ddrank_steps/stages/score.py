@@ -30,6 +30,8 @@ def read_term(path: str) -> dict:
         raise InputError(path, "selected.acc", "missing", rebuild_fix(path))
     term = {"acc": selected["acc"], "lr": selected["lr"], "epoch": selected["epoch"], "run": path}
     term["diverged"] = every_lr_diverged(run)
+    if warning := (run.get("set_info") or {}).get("value_range"):
+        term["value_range"] = warning  # the set's import warned about its values
     if term["diverged"]:  # why, as the train stage judged it (training/divergence.py)
         term["diverged_reason"] = divergence_reason(run)
     if run.get("given"):  # a known accuracy (eval_full_data: false), not a training
@@ -91,6 +93,15 @@ def summarise(rounds: list[dict], metric: Metric) -> dict:
     }
     # the score is still computed, but a reader must see that a term is a broken net's
     summary["diverged_terms"] = diverged_terms(rounds)
+    # a set whose value range looked doubtful when it was imported (data/value_range.py)
+    warnings = {
+        f"{name}: {term['value_range']}"
+        for r in rounds
+        for name, term in r["terms"].items()
+        if term.get("value_range")
+    }
+    if warnings:
+        summary["set_warnings"] = sorted(warnings)
     return summary
 
 
