@@ -125,3 +125,18 @@ def unwritable_reason(folder: str | os.PathLike) -> str | None:
     except OSError as exc:
         return exc.strerror or str(exc)
     return None
+
+
+def unwritable_folder(root: str | os.PathLike) -> tuple[Path, str] | None:
+    """The first folder in `root` (itself, then its subfolders) where files cannot be
+    written, with why; None when every one can. `root` is tried by writing a file (see
+    `unwritable_reason`); its subfolders are asked with access(2), which sees permission
+    bits (not for root), an immutable flag and a read-only mount without writing in each."""
+    if why := unwritable_reason(root):
+        return Path(root), why
+    for folder, subfolders, _ in os.walk(root):
+        for name in subfolders:
+            path = Path(folder) / name
+            if not os.access(path, os.W_OK | os.X_OK):
+                return path, "permission denied, read-only or immutable"
+    return None
