@@ -28,13 +28,16 @@ SAMPLE = 1_000_000  # values per channel the quantiles are taken from
 QUANTILES = (0.001, 0.999)
 
 
-def _channel_quantiles(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per channel, the low and high quantile of a strided sample of the values."""
+def _sample(x: torch.Tensor) -> torch.Tensor:
+    """A strided sample of at most about SAMPLE values per channel, (C, n)."""
     flat = x.detach().transpose(0, 1).reshape(x.shape[1], -1).float()
-    step = max(1, flat.shape[1] // SAMPLE)
-    sample = flat[:, ::step]
-    q = torch.quantile(sample, torch.tensor(QUANTILES), dim=1)
-    return q[0], q[1]
+    return flat[:, :: max(1, flat.shape[1] // SAMPLE)]
+
+
+def _whole_numbers(x: torch.Tensor, sample: torch.Tensor) -> bool:
+    """Whether every value is a whole number (the sample first: cheap, and nearly always
+    decisive)."""
+    return bool(torch.equal(sample, sample.round())) and bool(torch.equal(x, x.round()))
 
 
 def _fix(mean: list[float], std: list[float]) -> str:
@@ -53,14 +56,15 @@ def judge(x: torch.Tensor, mean: list[float], std: list[float]) -> tuple[str, st
     mean_t, std_t = torch.tensor(mean).float(), torch.tensor(std).float()
     low, high = (0 - mean_t) / std_t, (1 - mean_t) / std_t
     width = 1 / std_t
-    q_low, q_high = _channel_quantiles(x)
+    sample = _sample(x)
+    q_low, q_high = torch.quantile(sample, torch.tensor(QUANTILES), dim=1)
     excess = torch.maximum(low - q_low, q_high - high) / width
     lo, hi = x.min().item(), x.max().item()
     span = f"values span [{lo:.4g}, {hi:.4g}]"
     bounds = zip(low.tolist(), high.tolist(), strict=True)
     interval = ", ".join(f"[{a:.2f}, {b:.2f}]" for a, b in bounds)
     fix = _fix(mean, std)
-    if lo >= 0 and hi >= 2 and bool(torch.equal(x, x.round())):
+    if lo >= 0 and hi >= 2 and _whole_numbers(x, sample):
         what = f"{span}, all whole numbers: raw pixels saved as floats, not normalised"
         return "error", what, fix
     worst = excess.max().item()
