@@ -154,6 +154,11 @@ def train_jobs(workdir: Path) -> list[int]:
     return [pid for pid, cmd in run_lock.live_jobs(workdir) if "ddrank_steps.stages.train" in cmd]
 
 
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = snakemake_command(workdir, *args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
 def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
@@ -179,9 +184,7 @@ def test_killing_snakemake_stops_its_jobs_and_unlock_waits_for_live_ones(tmp_pat
 
     job = fake_job(tmp_path)  # a job of the dead run that has not stopped yet
     try:
-        proc = subprocess.run(
-            snakemake_command(tmp_path, "--unlock"), capture_output=True, text=True, timeout=300
-        )
+        proc = snakemake(tmp_path, "--unlock")
         assert proc.returncode != 0
         text = proc.stdout + proc.stderr
         assert "not unlocking: jobs of an earlier run are still running" in text, text[-3000:]
@@ -193,3 +196,15 @@ def test_killing_snakemake_stops_its_jobs_and_unlock_waits_for_live_ones(tmp_pat
     finally:
         os.kill(job.pid, signal.SIGKILL)
         job.wait()
+    assert snakemake(tmp_path, "--unlock").returncode == 0  # no job left: unlocking is safe
+
+    job = fake_job(tmp_path)  # unlocked, and yet a job still runs (e.g. a --nolock run's)
+    try:
+        proc = snakemake(tmp_path)
+    finally:
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "jobs of an earlier run are still running in this directory" in text, text[-3000:]
+    assert "Error in rule" not in text  # refused before any job
