@@ -178,3 +178,40 @@ def test_the_policy_imports_no_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def shell_commands() -> dict[str, str]:
+    """Each `shell:` command of the rules (and TRAIN_SHELL), as the text of its literals."""
+    import ast
+    import re
+
+    found = {}
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        lines = smk.read_text().splitlines()
+        for i, line in enumerate(lines):
+            name = None
+            if line.strip() == "shell:":
+                name, body = f"{smk.name}:{i + 1}", lines[i + 1 :]
+            elif line.startswith("TRAIN_SHELL = ("):
+                name, body = "TRAIN_SHELL", lines[i + 1 :]
+            if name is None:
+                continue
+            parts = []
+            for text in body:
+                if not re.match(r'\s+"', text):
+                    break
+                parts.append(ast.literal_eval(text.strip()))
+            found[name] = "".join(parts) or body[0].strip()
+    return found
+
+
+def test_every_rule_runs_one_command_which_the_prefix_execs():
+    """`exec` in the prefix replaces bash with the first command: a second one (`a && b`,
+    `a; b`, `a | b`) would never run, so every rule's shell is one command."""
+    commands = shell_commands()
+    assert len(commands) > 10 and "TRAIN_SHELL" in commands
+    for name, command in commands.items():
+        if command == "TRAIN_SHELL":
+            continue
+        assert command.startswith("python -m ddrank_steps."), (name, command)
+        assert not any(sep in command for sep in ("&&", "||", ";", "|")), (name, command)
