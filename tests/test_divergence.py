@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
-from helpers import tiny_protocol
+import yaml
+from helpers import snakemake_command, tiny_protocol, write_config
 
 from ddrank_steps.stages import leaderboard, score
 from ddrank_steps.training import divergence, engine
 from ddrank_steps.training.engine import Split
 
+REPO = Path(__file__).resolve().parents[1]
 SHAPE = (1, 8, 8)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -155,3 +160,24 @@ def test_a_flagged_finite_run_is_a_diverged_term_with_its_reason(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(run))
     term = score.read_term(str(tmp_path / "r.json"))
     assert term["diverged"] and term["diverged_reason"] == "lr 0.01: the train loss grew"
+
+
+@pytest.mark.workflow
+def test_a_method_trained_at_lr_10000_is_flagged_on_the_leaderboard(tmp_path):
+    """The issue's case end to end: 3 epochs at lr 10000 stay finite and are flagged."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["num_eval"] = 1
+    protocol = config["protocols"]["digits-dsa"]
+    protocol.update(lr=10000, lr_grid=None, epochs=3, test_interval=1, step_size=2)
+    config["protocols"] = {"digits-dsa": protocol}
+    kmeans = config["methods"]["kmeans"]
+    config["methods"] = {"kmeans": {**kmeans, "metrics": {"accuracy": {"protocol": "digits-dsa"}}}}
+    write_config(tmp_path, config)
+    cmd = snakemake_command(tmp_path, "results/leaderboard.csv")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    table = pd.read_csv(tmp_path / "results" / "leaderboard.csv")
+    assert table.loc[0, "accuracy_diverged"] == "syn-any"
+    run = json.loads(next((tmp_path / "results" / "runs").rglob("seed0.json")).read_text())
+    assert run["diverged_lrs"] == [10000] and run["runs"][0]["curve"][-1]["train_loss"] is not None
+    assert "past 100x its start" in run["runs"][0]["divergence"]["reason"]
