@@ -187,6 +187,7 @@ PERTURBATIONS = {
     "test_interval": ("digits-dsa", 5, "lrs_hard", "syn-any"),
     "select": ("digits-dsa", "final", "lrs_hard", "syn-any"),
     "precision": ("digits-dsa", "bf16", "lrs_hard", "syn-any"),
+    "divergence": ("digits-dsa", {"loss_growth": 50}, "lrs_hard", "syn-any"),
     "train_transforms": (
         "digits-dsa",
         [{"name": "RandomHorizontalFlip", "args": {"p": 0.5}}],
@@ -243,6 +244,7 @@ def test_changing_a_real_protocol_field_moves_the_real_hard_key(config, field, v
 ENGINE_SIDE = [
     "ddrank_steps/training/engine.py",
     "ddrank_steps/training/group.py",
+    "ddrank_steps/training/divergence.py",
     "ddrank_steps/training/run_steps.py",
     "ddrank_steps/training/evaluation.py",
     "ddrank_steps/training/together.py",
@@ -282,7 +284,8 @@ def keys_read(path: Path) -> set[str]:
 def test_every_protocol_key_the_training_code_reads_is_in_the_cache_key(config):
     plan = build_plan(config)
     keyed = {k for p in plan.protocols.values() for k in p} - set(NOT_IN_KEY)
-    keyed |= {"lr", "processes", "train_transforms", "test_transforms"}  # in some runs only
+    # in some runs only
+    keyed |= {"lr", "processes", "train_transforms", "test_transforms", "divergence"}
     read = set().union(*(keys_read(REPO / f) for f in ENGINE_SIDE))
     assert read, "the scan found nothing: has the code stopped calling it `protocol`?"
     # label_source follows from keyed fields (plan.NOT_IN_KEY says why)

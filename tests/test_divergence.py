@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
-from helpers import tiny_protocol
+import yaml
+from helpers import snakemake_command, tiny_protocol, write_config
 
 from ddrank_steps.stages import leaderboard, score
-from ddrank_steps.training import engine
+from ddrank_steps.training import divergence, engine
 from ddrank_steps.training.engine import Split
 
+REPO = Path(__file__).resolve().parents[1]
 SHAPE = (1, 8, 8)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -87,3 +92,92 @@ def test_a_term_with_one_sane_lr_is_not_marked(tmp_path):
     run["runs"][0]["curve"][0]["train_loss"] = 0.3
     assert not score.every_lr_diverged(run)
     assert score.every_lr_diverged(json.loads((tmp_path / "r.json").read_text()))
+
+
+# --- a finite blow-up (training/divergence.py) -------------------------------------------
+
+
+def curve(losses, tests) -> list[dict]:
+    return [
+        {"epoch": i + 1, "test": t, "val": None, "train_loss": loss}
+        for i, (loss, t) in enumerate(zip(losses, tests, strict=True))
+    ]
+
+
+def test_a_finite_blow_up_is_diverged_with_its_reason():
+    """The issue's lr 10000 run: 2.4 -> 5.4e4 -> 4.4e9 at chance, never NaN."""
+    blown = curve([2.4, 5.4e4, 4.4e9], [0.1, 0.1, 0.1])
+    found = divergence.divergence_of(blown, 10, divergence.LOSS_GROWTH)
+    assert found["epoch"] == 2
+    assert "grew from 2.4 to 5.4e+04, past 100x its start" in found["reason"]
+    assert "divergence.loss_growth" in found["reason"]
+    # a looser bound: the accuracy at chance while the loss doubles still flags it
+    found = divergence.divergence_of(blown, 10, 1e12)
+    assert found["epoch"] == 2 and "stayed at chance (0.100 with 10 classes)" in found["reason"]
+    # above chance, only the bound flags it
+    above = curve([2.4, 5.4e4, 4.4e9], [0.5, 0.5, 0.5])
+    assert divergence.divergence_of(above, 10, 1e6)["epoch"] == 3
+    assert divergence.divergence_of(above, 10, 1e12) is None
+
+
+@pytest.mark.parametrize(
+    "losses, tests",
+    [
+        ([2.3, 1.1, 0.4, 0.1], [0.3, 0.6, 0.8, 0.9]),  # learning
+        ([0.9, 1.6, 1.2, 1.7], [0.5, 0.6, 0.6, 0.7]),  # noisy, above chance
+        ([2.30, 2.30, 2.31, 2.30], [0.1, 0.11, 0.09, 0.1]),  # too small an LR: stuck
+        ([0.01, 0.5, 0.9], [0.9, 0.9, 0.9]),  # a loss up 90x from a tiny start, still sane
+    ],
+)
+def test_a_healthy_or_merely_poor_run_is_not_diverged(losses, tests):
+    assert divergence.divergence_of(curve(losses, tests), 10, divergence.LOSS_GROWTH) is None
+
+
+def test_the_bound_comes_from_the_protocol():
+    assert divergence.loss_growth_of({}) == divergence.LOSS_GROWTH
+    assert divergence.loss_growth_of({"divergence": None}) == divergence.LOSS_GROWTH
+    assert divergence.loss_growth_of({"divergence": {"loss_growth": 20}}) == 20
+
+
+def test_a_blown_up_lr_is_flagged_in_its_run_file_and_never_selected(caplog):
+    protocol = tiny_protocol("grid", lr_grid=[0.01, 1e4], weight_decay=0.0, epochs=3)
+    protocol["test_interval"] = 1
+    group = engine.RunGroup(protocol, 0, toy_split(16, 0), toy_split(4, 1), None, SHAPE, 2)
+    with caplog.at_level(logging.WARNING, logger="ddrank"):
+        results, best = engine.train_group(group, protocol["lr_grid"], show_progress=False)
+    sane, blown = results
+    assert sane.divergence is None and "divergence" not in sane.to_dict()
+    assert blown.to_dict()["diverged"] and blown.to_dict()["divergence"]["reason"]
+    assert best == 0
+    assert any(r.getMessage().startswith("lr 10000 diverged at epoch") for r in caplog.records)
+
+
+def test_a_flagged_finite_run_is_a_diverged_term_with_its_reason(tmp_path):
+    run = json.loads(open(run_file(tmp_path / "r.json", 0.1, diverged=False)).read())
+    for lr_run in run["runs"]:
+        lr_run["diverged"] = True
+        lr_run["divergence"] = {"epoch": 2, "reason": "the train loss grew"}
+    (tmp_path / "r.json").write_text(json.dumps(run))
+    term = score.read_term(str(tmp_path / "r.json"))
+    assert term["diverged"] and term["diverged_reason"] == "lr 0.01: the train loss grew"
+
+
+@pytest.mark.workflow
+def test_a_method_trained_at_lr_10000_is_flagged_on_the_leaderboard(tmp_path):
+    """The issue's case end to end: 3 epochs at lr 10000 stay finite and are flagged."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["num_eval"] = 1
+    protocol = config["protocols"]["digits-dsa"]
+    protocol.update(lr=10000, lr_grid=None, epochs=3, test_interval=1, step_size=2)
+    config["protocols"] = {"digits-dsa": protocol}
+    kmeans = config["methods"]["kmeans"]
+    config["methods"] = {"kmeans": {**kmeans, "metrics": {"accuracy": {"protocol": "digits-dsa"}}}}
+    write_config(tmp_path, config)
+    cmd = snakemake_command(tmp_path, "results/leaderboard.csv")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    table = pd.read_csv(tmp_path / "results" / "leaderboard.csv")
+    assert table.loc[0, "accuracy_diverged"] == "syn-any"
+    run = json.loads(next((tmp_path / "results" / "runs").rglob("seed0.json")).read_text())
+    assert run["diverged_lrs"] == [10000] and run["runs"][0]["curve"][-1]["train_loss"] is not None
+    assert "past 100x its start" in run["runs"][0]["divergence"]["reason"]

@@ -4,6 +4,7 @@ together; and the shell prefix every job runs under."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,10 +140,29 @@ def test_the_shell_prefix_sets_path_pythonpath_and_the_slots_per_gpu():
         "export PATH=/venv/bin:$PATH PYTHONPATH='/re po'${{PYTHONPATH:+:$PYTHONPATH}}; "
         "export DDRANK_JOBS_PER_GPU=3; "
         "export DDRANK_CHECKPOINT_MINUTES=10.0; trap '' USR1; "
+        "export DDRANK_MASTER_PID=$PPID; exec "
     )
     # as Snakemake formats it: the shell's own braces survive
     assert "PYTHONPATH='/re po'${PYTHONPATH:+:$PYTHONPATH};" in prefix.format()
     assert job_policy.ENV_JOBS_PER_GPU == gpu_lease.ENV_JOBS_PER_GPU
+
+
+def test_the_prefix_makes_bash_the_job_and_names_the_run_that_started_it():
+    """`exec`: no wrapper shell outlives or outlasts the job; $PPID: the job's watch."""
+    prefix = job_policy.shell_prefix("/repo", None, resources()).format()
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            prefix
+            + "python -c \"import os; print(os.getppid(), os.environ['DDRANK_MASTER_PID'])\"",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PATH": os.environ["PATH"]},
+    ).stdout.split()
+    assert out == [str(os.getpid())] * 2  # python replaced bash: its parent is ours
 
 
 def test_under_conda_the_prefix_leaves_path_alone():
@@ -150,6 +170,7 @@ def test_under_conda_the_prefix_leaves_path_alone():
     assert prefix == (
         "export PYTHONPATH=/repo${{PYTHONPATH:+:$PYTHONPATH}}; export DDRANK_JOBS_PER_GPU=1; "
         "export DDRANK_CHECKPOINT_MINUTES=10.0; trap '' USR1; "
+        "export DDRANK_MASTER_PID=$PPID; exec "
     )
 
 
@@ -160,3 +181,40 @@ def test_the_policy_imports_no_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def shell_commands() -> dict[str, str]:
+    """Each `shell:` command of the rules (and TRAIN_SHELL), as the text of its literals."""
+    import ast
+    import re
+
+    found = {}
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        lines = smk.read_text().splitlines()
+        for i, line in enumerate(lines):
+            name = None
+            if line.strip() == "shell:":
+                name, body = f"{smk.name}:{i + 1}", lines[i + 1 :]
+            elif line.startswith("TRAIN_SHELL = ("):
+                name, body = "TRAIN_SHELL", lines[i + 1 :]
+            if name is None:
+                continue
+            parts = []
+            for text in body:
+                if not re.match(r'\s+"', text):
+                    break
+                parts.append(ast.literal_eval(text.strip()))
+            found[name] = "".join(parts) or body[0].strip()
+    return found
+
+
+def test_every_rule_runs_one_command_which_the_prefix_execs():
+    """`exec` in the prefix replaces bash with the first command: a second one (`a && b`,
+    `a; b`, `a | b`) would never run, so every rule's shell is one command."""
+    commands = shell_commands()
+    assert len(commands) > 10 and "TRAIN_SHELL" in commands
+    for name, command in commands.items():
+        if command == "TRAIN_SHELL":
+            continue
+        assert command.startswith("python -m ddrank_steps."), (name, command)
+        assert not any(sep in command for sep in ("&&", "||", ";", "|")), (name, command)

@@ -392,6 +392,8 @@ def test_a_wrong_tensor_is_refused_before_any_training(data, tmp_path, tensor, e
     with pytest.raises(InputError, match=re.escape(expected)):
         evaluator.compute_metrics(image_tensor=tensor)
     assert not (work / "results" / "runs").exists()
+    # a refused call leaves neither its set nor its config behind
+    assert not (work / "inputs").exists() and not (work / "configs").exists()
 
 
 def test_an_image_path_that_is_not_a_class_folder_tree_is_refused(data, tmp_path):

@@ -84,7 +84,15 @@ def _compose(items: list, where: str):
 def _read(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:  # a binary file (a checkpoint, an archive...)
+        raise ConfigError(
+            f"{path}: cannot be read as text (byte {exc.start} is not UTF-8): a config is a "
+            "YAML or JSON text file; check that this is the file you meant"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
         if path.suffix in (".yaml", ".yml"):
             data = yaml.safe_load(text)

@@ -25,6 +25,7 @@ in the current directory without one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -100,6 +101,25 @@ class Evaluator:
 
     # --- one call -------------------------------------------------------------------------
     def _compute(self, image_tensor, image_path, labels, soft_labels, syn_lr, weight) -> dict:
+        with _removed_if_refused(self.work_dir):
+            checked, config_file, method, translation = self._prepare(
+                image_tensor, image_path, labels, soft_labels, syn_lr, weight
+            )
+        score_file = paths.SCORE.format(method=method, metric=self.METRIC)
+        run(config_file, self.work_dir, [score_file], self.cores)
+        score = json.loads((self.work_dir / score_file).read_text())
+        _print_terms(score)
+        result = self.result(score)
+        _write_rounds(
+            Path(translation.save_path or self._default_save_path()), self.rounds_table(score)
+        )
+        if translation.random_data:
+            _export_rdm(checked, translation, self.work_dir)
+        return result
+
+    def _prepare(self, image_tensor, image_path, labels, soft_labels, syn_lr, weight) -> tuple:
+        """The set stored, its config written and checked, the dataset prepared and the set
+        checked against it: (checked config, config file, method, translation)."""
         if (image_tensor is None) == (image_path is None):
             raise InputError(
                 "compute_metrics",
@@ -141,17 +161,7 @@ class Evaluator:
         meta = paths.DATASET_META.format(dataset=dataset)
         run(config_file, self.work_dir, [meta], self.cores)
         _check_set(checked, method, self.work_dir)
-        score_file = paths.SCORE.format(method=method, metric=self.METRIC)
-        run(config_file, self.work_dir, [score_file], self.cores)
-        score = json.loads((self.work_dir / score_file).read_text())
-        _print_terms(score)
-        result = self.result(score)
-        _write_rounds(
-            Path(translation.save_path or self._default_save_path()), self.rounds_table(score)
-        )
-        if translation.random_data:
-            _export_rdm(checked, translation, self.work_dir)
-        return result
+        return checked, config_file, method, translation
 
     def _store_set(self, image_tensor, image_path, labels, soft_labels, lr) -> tuple:
         """(images, labels file, soft labels file, digest): a tensor set stored as one
@@ -234,6 +244,25 @@ def _tensor(value, field: str):
             "compute_metrics", field, f"is a {type(value).__name__}, not a torch.Tensor"
         )
     return value.detach().cpu().contiguous()
+
+
+@contextlib.contextmanager
+def _removed_if_refused(work_dir: Path):
+    """A refused call (a wrong set or config) leaves nothing behind: the files it added
+    under inputs/ and configs/ are removed (a prepared dataset is a cache, and stays)."""
+    folders = [work_dir / "inputs", work_dir / "configs"]
+    before = {p for folder in folders if folder.is_dir() for p in folder.iterdir()}
+    try:
+        yield
+    except (InputError, ConfigError):
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            for path in set(folder.iterdir()) - before:
+                path.unlink(missing_ok=True)
+            if not any(folder.iterdir()):
+                folder.rmdir()
+        raise
 
 
 def _store_tensor_set(store: Path, image_tensor, labels, soft_labels, lr) -> tuple[str, str]:

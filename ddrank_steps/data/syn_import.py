@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ddrank_steps.data import value_range
 from ddrank_steps.data.image_files import class_folders, list_images
 from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.data.zca import ZCA, warn_if_not_whitened
@@ -55,6 +56,7 @@ def import_set(
     if meta.zca and zca is None and not reference_set:
         raise ValueError(f"dataset {meta.name} has zca: import_set needs its ZCA fit")
     x, inline_labels, inline_lr, folder_labels, inline_soft = read_set_images(images, meta)
+    range_warning = check_value_range(x, images, meta)
     hard, soft, labelled = set_labels(
         x.shape[0], ipc, meta, images, labels, inline_labels, folder_labels
     )
@@ -77,12 +79,29 @@ def import_set(
     }
     if zca_check is not None:
         info["zca_check"] = zca_check
+    if range_warning is not None:  # carried to the run files, the score and the leaderboard
+        info["value_range"] = range_warning
     blob = {"images": x, "labels": hard, "info": info}
     if soft is not None:
         blob["soft_labels"] = soft
     if lr_value is not None:
         blob["lr"] = lr_value
     return blob
+
+
+def check_value_range(x: torch.Tensor, images: str, meta: DatasetMeta) -> str | None:
+    """Refuse a set far outside the dataset's normalised space (`value_range`); return the
+    warning for an ambiguous one (None when it looks normalised, or for a ZCA dataset)."""
+    if meta.zca:
+        return None
+    found = value_range.judge(x, meta.mean, meta.std)
+    if found is None:
+        return None
+    kind, what, fix = found
+    if kind == "error":
+        raise InputError(images, "images", what, fix)
+    log.warning("%s: field 'images': %s. If not: %s", images, what, fix)
+    return what
 
 
 def _check_zca_space(

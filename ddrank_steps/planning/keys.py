@@ -49,6 +49,7 @@ TRAINING_KEYS = (
     "test_transforms",
     "processes",
     "precision",
+    "divergence",
 )
 # Optional lists (see transforms.batches): in a run protocol only when given, so a protocol
 # without them keeps the key it had before they existed.
@@ -127,7 +128,8 @@ def run_protocol(protocol: dict, lr_source: str, labels: dict | None = None) -> 
     """The canonical protocol of one run: training keys, the resolved LR and, for soft
     labels, the resolved recipe (loss kwargs with defaults, teachers and their sources)."""
     run = {k: copy.deepcopy(protocol.get(k)) for k in TRAINING_KEYS}
-    for key in (*TRANSFORM_KEYS, "processes"):  # keys that only some runs have
+    # keys that only some runs have (divergence: only when it changes the default bound)
+    for key in (*TRANSFORM_KEYS, "processes", "divergence"):
         if not run[key]:
             del run[key]
     if precision_of(run) == UNNAMED_PRECISION:  # fp32 runs keep the keys they had

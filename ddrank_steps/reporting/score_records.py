@@ -65,6 +65,7 @@ class Score:
     missing: list[str] = field(default_factory=list)  # what the file lacks, in words
     diverged_terms: list[str] = field(default_factory=list)  # every LR diverged in a round
     real_recipe: dict | None = None  # which recipe trained real-hard, and whose it is
+    set_warnings: list[str] = field(default_factory=list)  # doubtful value ranges of sets
 
     @property
     def group(self) -> Group:
@@ -114,6 +115,7 @@ def read_score(path: str | Path) -> Score:
     _read_quantities(score, summary, quantity_names)
     score.diverged_terms = [str(t) for t in summary.get("diverged_terms") or []]
     score.real_recipe = raw.get("real_recipe") if isinstance(raw.get("real_recipe"), dict) else None
+    score.set_warnings = [str(w) for w in summary.get("set_warnings") or []]
     _read_terms(score, summary)
     for q, stats in score.quantities.items():
         if not math.isfinite(stats["mean"]):

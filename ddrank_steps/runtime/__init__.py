@@ -2,7 +2,8 @@
 output (`atomic_write`), one checked reader of result files (`checked_read`), the GPU lease
 that gives each job its own devices or slots (`gpu_lease`), how a job uses the machine
 (`job_policy`: its GPUs, launcher, threads, concurrent LRs and shell prefix) and the record
-of who holds the workflow's lock (`run_lock`).
+of who holds the workflow's lock (`run_lock`), and the watch that stops a job with the run
+that started it (`orphans`).
 
 The lowest layer beside the core modules (`errors`, `paths`, `seeding`, `formulas`,
 `versions`): imports nothing else from the package.

@@ -2,7 +2,8 @@
 
 A killed job must never leave a file that a rerun would trust, so every output
 is written to a temporary file in the same directory and renamed into place
-(rename is atomic on POSIX within one filesystem).
+(rename is atomic on POSIX within one filesystem), and only while the run that started
+the job is alive (`orphans.check_publish`).
 
 `tempfile` creates its files 0600 and its folders 0700 whatever the umask, for privacy
 while they are temporary; the renamed result gets the mode a plain `open`/`mkdir` would
@@ -20,6 +21,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from ddrank_steps.runtime.orphans import check_publish
 
 _UMASK_LOCK = threading.Lock()
 
@@ -52,6 +55,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp_path, file_mode())
     try:
         yield tmp_path
+        check_publish(target)  # an orphan job's file must never look finished
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -95,6 +99,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, dir_mode())
     try:
         yield tmp
+        check_publish(target)
         old = None
         if target.exists() or target.is_symlink():
             old = Path(
@@ -119,4 +124,19 @@ def unwritable_reason(folder: str | os.PathLike) -> str | None:
             pass
     except OSError as exc:
         return exc.strerror or str(exc)
+    return None
+
+
+def unwritable_folder(root: str | os.PathLike) -> tuple[Path, str] | None:
+    """The first folder in `root` (itself, then its subfolders) where files cannot be
+    written, with why; None when every one can. `root` is tried by writing a file (see
+    `unwritable_reason`); its subfolders are asked with access(2), which sees permission
+    bits (not for root), an immutable flag and a read-only mount without writing in each."""
+    if why := unwritable_reason(root):
+        return Path(root), why
+    for folder, subfolders, _ in os.walk(root):
+        for name in subfolders:
+            path = Path(folder) / name
+            if not os.access(path, os.W_OK | os.X_OK):
+                return path, "permission denied, read-only or immutable"
     return None

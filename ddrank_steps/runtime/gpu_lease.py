@@ -65,6 +65,7 @@ import time
 from dataclasses import dataclass
 
 from ddrank_steps.runtime.job_policy import ENV_JOBS_PER_GPU
+from ddrank_steps.runtime.orphans import watch_master
 
 ENV_DEVICES = "DDRANK_GPUS"
 ENV_LOCK_DIR = "DDRANK_GPU_LEASE_DIR"
@@ -357,6 +358,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    watch_master()  # survives the exec: COMMAND (torchrun too) stops with the run
     args, command = parse_args(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ)
     if passthrough_reason(args.gpus, env) is None:

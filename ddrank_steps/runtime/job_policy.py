@@ -27,6 +27,10 @@ ENV_JOBS_PER_GPU = "DDRANK_JOBS_PER_GPU"
 ENV_CHECKPOINT_MINUTES = "DDRANK_CHECKPOINT_MINUTES"
 DEFAULT_CHECKPOINT_MINUTES = 10.0
 
+# The pid of the run that started a job (read by runtime/orphans.py; no import of it here:
+# the workflow reads this module while it builds the DAG).
+ENV_MASTER_PID = "DDRANK_MASTER_PID"
+
 # The train stage's --concurrent-lrs values.
 CONCURRENT_LRS = ("auto", "on", "off")
 
@@ -145,13 +149,19 @@ def shell_prefix(repo: str, python_dir: str | None, resources: dict) -> str:
     slots per GPU go to gpu_lease through the environment (`ENV_JOBS_PER_GPU`), as the
     checkpoint interval goes to the train stage (`ENV_CHECKPOINT_MINUTES`): a rule's
     command text and params are rerun triggers, and how jobs share a GPU or how often
-    they checkpoint must never rerun one."""
+    they checkpoint must never rerun one.
+
+    It ends with `exec`, so bash becomes the job instead of waiting on it (a killed
+    wrapper is a killed job), and exports the pid of the run that started the job, which
+    the job watches (`runtime/orphans.py`): no job outlives its run. Every rule's command
+    is therefore one command (with redirections), never a list."""
     path = "" if python_dir is None else f"PATH={shlex.quote(python_dir)}:$PATH "
     pythonpath = f"PYTHONPATH={shlex.quote(repo)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"
     minutes = resources.get("checkpoint_minutes", DEFAULT_CHECKPOINT_MINUTES)
     return (
         f"export {path}{pythonpath}; export {ENV_JOBS_PER_GPU}={resources['jobs_per_gpu']}; "
         f"export {ENV_CHECKPOINT_MINUTES}={minutes}; {IGNORE_WARNING_SIGNAL}"
+        f"export {ENV_MASTER_PID}=$PPID; exec "
     )
 
 

@@ -107,6 +107,7 @@ def rows(score_files: list[str]) -> pd.DataFrame:
         )
         row.update(metric_columns(s))
         row["notes"] += [f"{s.metric}: missing {what}" for what in s.missing]
+        row["notes"] += [f"{s.metric}: set {w}" for w in s.set_warnings]
     lead: dict[str, tuple] = {}  # method -> (group order, rank, group label, ties)
     for order, (group, standings) in enumerate(rank_groups(scores).items()):
         for standing in standings:

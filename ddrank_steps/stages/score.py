@@ -30,19 +30,41 @@ def read_term(path: str) -> dict:
         raise InputError(path, "selected.acc", "missing", rebuild_fix(path))
     term = {"acc": selected["acc"], "lr": selected["lr"], "epoch": selected["epoch"], "run": path}
     term["diverged"] = every_lr_diverged(run)
+    if warning := (run.get("set_info") or {}).get("value_range"):
+        term["value_range"] = warning  # the set's import warned about its values
+    if term["diverged"]:  # why, as the train stage judged it (training/divergence.py)
+        term["diverged_reason"] = divergence_reason(run)
     if run.get("given"):  # a known accuracy (eval_full_data: false), not a training
         term["given"] = run["given"]["source"]
     return term
 
 
 def every_lr_diverged(run: dict) -> bool:
-    """Whether every LR of the run diverged (its accuracy is then a broken net's). Read from
-    the curves, where a non-finite train loss is null, so run files written before the
-    flag existed are judged too."""
+    """Whether every LR of the run diverged (its accuracy is then a broken net's): flagged
+    by the train stage (a blow-up, training/divergence.py), or read from the curves, where
+    a non-finite train loss is null, so run files written before the flag existed are
+    judged too."""
     lrs = run.get("runs") or []
     return bool(lrs) and all(
-        any(point.get("train_loss") is None for point in lr_run.get("curve", [])) for lr_run in lrs
+        lr_run.get("diverged")
+        or any(point.get("train_loss") is None for point in lr_run.get("curve", []))
+        for lr_run in lrs
     )
+
+
+def divergence_reason(run: dict) -> str:
+    """The selected LR's reason for counting as diverged (as its run file says)."""
+    chosen = run.get("selected", {}).get("lr")
+    lrs = run.get("runs") or []
+    for lr_run in sorted(lrs, key=lambda r: r.get("lr") != chosen):
+        if reason := (lr_run.get("divergence") or {}).get("reason"):
+            return f"lr {lr_run.get('lr'):g}: {reason}"
+    return "the train loss is not finite"
+
+
+def rounds_of(result: dict, term: str) -> list[dict]:
+    """The rounds of a score result in which `term` diverged."""
+    return [r for r in result.get("rounds", []) if r["terms"].get(term, {}).get("diverged")]
 
 
 def diverged_terms(rounds: list[dict]) -> list[str]:
@@ -71,6 +93,15 @@ def summarise(rounds: list[dict], metric: Metric) -> dict:
     }
     # the score is still computed, but a reader must see that a term is a broken net's
     summary["diverged_terms"] = diverged_terms(rounds)
+    # a set whose value range looked doubtful when it was imported (data/value_range.py)
+    warnings = {
+        f"{name}: {term['value_range']}"
+        for r in rounds
+        for name, term in r["terms"].items()
+        if term.get("value_range")
+    }
+    if warnings:
+        summary["set_warnings"] = sorted(warnings)
     return summary
 
 
@@ -108,12 +139,14 @@ def main(args: argparse.Namespace) -> None:
     )
     write_json(args.out, out)
     for name in result["summary"]["diverged_terms"]:
+        reasons = [r["terms"][name].get("diverged_reason") for r in rounds_of(result, name)]
         log.warning(
-            "%s %s: every LR of term %s diverged in some round (see its run files); the "
-            "score uses that broken net's accuracy",
+            "%s %s: every LR of term %s diverged in some round (%s; see its run files); "
+            "the score uses that broken net's accuracy",
             spec["method"],
             spec["metric"],
             name,
+            next((r for r in reasons if r), "the train loss is not finite"),
         )
     headline = metric_registry.get(spec["metric"]).headline
     stats = result["summary"][headline]

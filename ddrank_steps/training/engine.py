@@ -51,6 +51,7 @@ from ddrank_steps.runtime.job_policy import CONCURRENT_LRS
 from ddrank_steps.training import checkpoints as checkpointing
 from ddrank_steps.training import distributed
 from ddrank_steps.training.checkpoints import Checkpoints
+from ddrank_steps.training.divergence import divergence_of, loss_growth_of
 from ddrank_steps.training.evaluation import (
     SELECT_RULES,
     eval_epochs,
@@ -178,6 +179,8 @@ def train_group(
                 _log_run(result)
         else:
             results = _train_in_turn(group, lrs, bar, checkpoints, saved)
+    for result in results:
+        _judge_divergence(group, result)
     if all(r.diverged_at is not None for r in results):
         log.warning(
             "every LR diverged (%s): this run is marked diverged in its run file, and in the "
@@ -227,10 +230,16 @@ def _log_run(result: RunResult) -> None:
         result.selected_epoch,
         result.seconds,
     )
-    if result.diverged_at is not None:
+
+
+def _judge_divergence(group: RunGroup, result: RunResult) -> None:
+    """Mark a blown-up run diverged, with the reason, and say so in the log."""
+    growth = loss_growth_of(group.protocol)
+    result.divergence = divergence_of(result.curve, group.num_classes, growth)
+    if result.divergence is not None:
         log.warning(
-            "lr %g diverged: the train loss is not finite from epoch %d on, so its "
-            "accuracy is that of a broken net",
+            "lr %g diverged at epoch %d: %s, so its accuracy is that of a broken net",
             result.lr,
-            result.diverged_at,
+            result.divergence["epoch"],
+            result.divergence["reason"],
         )

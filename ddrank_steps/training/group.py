@@ -26,15 +26,22 @@ class RunResult:
     val_acc: float | None = None
     seconds: float = 0.0  # wall time; of the whole group when its LRs trained together
     state: dict | None = field(default=None, repr=False)  # weights at the selected epoch
+    # {"epoch", "reason"} once judged diverged (training/divergence.py), else None
+    divergence: dict | None = None
 
     @property
     def diverged_at(self) -> int | None:
-        """The first evaluated epoch whose mean train loss was not finite (None if none)."""
+        """The epoch from which the run counts as diverged: as judged, or else the first
+        evaluated epoch whose mean train loss was not finite (None if none)."""
+        if self.divergence is not None:
+            return self.divergence["epoch"]
         return next((p["epoch"] for p in self.curve if p["train_loss"] is None), None)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out.pop("state")
+        if out["divergence"] is None:  # a healthy run's file stays as it was
+            out.pop("divergence")
         out["diverged"] = self.diverged_at is not None
         return out
 

@@ -25,7 +25,7 @@ from ddrank_steps.planning.code_inputs import (
 )
 from ddrank_steps.planning.schema import schema_problem
 from ddrank_steps.errors import ConfigError
-from ddrank_steps.runtime.atomic_write import unwritable_reason
+from ddrank_steps.runtime.atomic_write import unwritable_folder
 from ddrank_steps.planning.builder import build_plan
 from ddrank_steps.planning.keys import canonical_json
 from ddrank_steps.planning.reference_tables import REFERENCE_SET_KINDS
@@ -39,6 +39,19 @@ from ddrank_steps.reporting.score_records import group_of
 # Snakemake's own message (the same in both cases) asks for --unlock.
 if workflow.is_main_process and (_lock := run_lock.lock_report()):
     logger.warning(_lock)
+# `snakemake --unlock` while the run holding the lock, or a job it started, still works
+# would let a rerun train those jobs a second time: refuse.
+if workflow.is_main_process and "--unlock" in sys.argv:
+    if _refusal := run_lock.unlock_refusal():
+        raise WorkflowError(_refusal)
+
+
+def check_no_live_jobs():
+    """Jobs of an earlier run still working here (an orphan, or a run started with
+    --nolock) would be trained twice: one clear refusal before any job (onstart)."""
+    if refusal := run_lock.live_jobs_refusal():
+        raise WorkflowError(refusal)
+
 
 RESULTS = Path(paths.LEADERBOARD).parent
 
@@ -46,11 +59,12 @@ RESULTS = Path(paths.LEADERBOARD).parent
 def check_results_writable():
     """Every job writes under results/: a read-only one is one clear error before any job
     starts, not a failure in each (called by onstart, so a dry-run is not stopped)."""
-    if why := unwritable_reason(RESULTS):
+    if found := unwritable_folder(RESULTS):
+        folder, why = found
         raise WorkflowError(
-            f"{RESULTS}/ is not writable ({why}); every result is written there. Make it "
-            f"writable (chmod -R u+w {RESULTS}, or chattr -R -i {RESULTS} if it was made "
-            "immutable), or run from a working directory you can write (--directory)."
+            f"{folder}/ is not writable ({why}); every result is written under {RESULTS}/. "
+            f"Make it writable (chmod -R u+w {RESULTS}, or chattr -R -i {RESULTS} if it was "
+            "made immutable), or run from a working directory you can write (--directory)."
         )
 
 
