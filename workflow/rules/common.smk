@@ -7,7 +7,7 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 # The stages are the ddrank_steps package next to workflow/; jobs run that copy, so the
-# code the rules declare as inputs is the code they run.
+# code whose digest each job carries as its `code` param is the code it runs.
 REPO = str(Path(workflow.basedir).parent)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
@@ -15,6 +15,7 @@ if REPO not in sys.path:
 from ddrank_steps import metric_registry, paths
 from ddrank_steps.runtime import job_policy, run_lock
 from ddrank_steps.planning.code_inputs import (
+    digest,
     leaderboard_sources,
     plot_sources,
     report_sources,
@@ -93,9 +94,13 @@ wildcard_constraints:
     protocol_name=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
 
 
+# Each job's `code` param: the digest of the content of the package files it runs
+# (planning/code_inputs.py). A param, not the files as inputs, so that only a change of
+# content reruns a job (not a moved project, a fresh clone or a touched file), and
+# `snakemake -n` / `--list-changes params` still say which jobs and why.
 def stage_code(stage):
-    """The package files the stage runs: a change to any of them reruns its jobs."""
-    return stage_sources(stage)
+    """The digest of the package files the stage runs."""
+    return digest(stage_sources(stage))
 
 
 def dataset_files(dataset):
@@ -128,10 +133,16 @@ def score_spec(wildcards):
 
 
 def score_inputs(wildcards):
-    return {
-        "runs": PLAN.score_inputs(wildcards.method, wildcards.metric),
-        "code": score_sources(wildcards.metric),
-    }
+    return {"runs": PLAN.score_inputs(wildcards.method, wildcards.metric)}
+
+
+def score_code(wildcards):
+    return digest(score_sources(wildcards.metric))
+
+
+def plot_code(stage):
+    """The code param of a figure of one metric (plot_group, plot_terms)."""
+    return lambda wildcards: digest(plot_sources(stage, wildcards.metric))
 
 
 # --- figures and the report -----------------------------------------------------------
@@ -180,7 +191,6 @@ def gallery_inputs(wildcards):
             dataset=wildcards.dataset, ipc=method["ipc"], seed=config["seed"]
         ),
         "meta": dataset["meta"],
-        "code": stage_code("plot_gallery"),
     }
     if config["datasets"][wildcards.dataset].get("zca"):
         inputs["data"] = dataset["data"]

@@ -1,6 +1,4 @@
 rule prepare_dataset:
-    input:
-        code=stage_code("prepare_dataset"),
     output:
         data=paths.DATASET,
         meta=paths.DATASET_META,
@@ -14,6 +12,7 @@ rule prepare_dataset:
         data_workers=data_workers,
     params:
         settings=dataset_settings,
+        code=stage_code("prepare_dataset"),
     shell:
         "python -m ddrank_steps.stages.prepare_dataset --name {wildcards.dataset:q}"
         " --settings {params.settings:q} --data {output.data:q} --meta {output.meta:q}"
@@ -23,7 +22,6 @@ rule prepare_dataset:
 rule random_subset:
     input:
         **rules.prepare_dataset.output,
-        code=stage_code("random_subset"),
     output:
         set=paths.RDM_SET,
         manifest=paths.RDM_MANIFEST,
@@ -37,6 +35,8 @@ rule random_subset:
         mem_mb=2000,
         runtime=10,
         data_workers=data_workers,
+    params:
+        code=stage_code("random_subset"),
     shell:
         "python -m ddrank_steps.stages.random_subset --data {input.data:q} --meta {input.meta:q}"
         " --ipc {wildcards.ipc} --round-seed {wildcards.seed} --workers {resources.data_workers}"
@@ -47,7 +47,6 @@ rule random_subset:
 rule reference_set:
     input:
         **rules.prepare_dataset.output,
-        code=stage_code("reference_set"),
     output:
         paths.REFERENCE_SET,
     log:
@@ -60,6 +59,7 @@ rule reference_set:
         data_workers=data_workers,
     params:
         seed=config["seed"],
+        code=stage_code("reference_set"),
     shell:
         "python -m ddrank_steps.stages.reference_set --kind {wildcards.kind}"
         " --data {input.data:q} --meta {input.meta:q} --ipc {wildcards.ipc}"
@@ -81,6 +81,7 @@ rule syn_set:
         runtime=10,
     params:
         args=syn_set_args,
+        code=stage_code("syn_set"),
     shell:
         "python -m ddrank_steps.stages.syn_set --method {wildcards.method:q}"
         " --images {input.images:q} --meta {input.meta:q} {params.args}"

@@ -16,7 +16,6 @@ def syn_set_inputs(wildcards):
     inputs = {
         "images": PLAN.syn_images_input(wildcards.method),
         "meta": dataset["meta"],
-        "code": stage_code("syn_set"),
     }
     if checks_zca(method):
         # the ZCA fit, to check that the set is in ZCA space

@@ -22,6 +22,7 @@ rule train:
         device=DEVICE,
         launcher=train_launcher,
         save="",
+        code=train_code,
     shell:
         TRAIN_SHELL
 
@@ -51,14 +52,13 @@ rule train_real:
         device=DEVICE,
         launcher=job_policy.launcher(RES["real_processes"]),
         save=save_checkpoint,
+        code=train_code,
     shell:
         TRAIN_SHELL
 
 
 # real-hard given, not trained (`eval_full_data: false`): a known accuracy as a run file.
 rule given_accuracy:
-    input:
-        code=stage_code("given_accuracy"),
     output:
         paths.GIVEN_RUN,
     log:
@@ -70,6 +70,7 @@ rule given_accuracy:
         runtime=5,
     params:
         protocol=run_protocol_json,
+        code=stage_code("given_accuracy"),
     shell:
         "python -m ddrank_steps.stages.given_accuracy --protocol {params.protocol:q}"
         " --protocol-key {wildcards.protocol} --seed {wildcards.seed} --out {output:q}"
@@ -94,6 +95,7 @@ rule soft_labels:
     params:
         args=soft_label_args,
         device=DEVICE,
+        code=soft_label_code,
     shell:
         "python -m ddrank_steps.runtime.gpu_lease --gpus {resources.gpu} --"
         " python -m ddrank_steps.stages.soft_labels --set {input.set:q} --meta {input.meta:q}"
