@@ -13,7 +13,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from ddrank_steps import metric_registry, paths
-from ddrank_steps.runtime import job_policy, run_lock
+from ddrank_steps.runtime import job_policy, run_lock, shared_cache
 from ddrank_steps.planning.code_inputs import (
     digest,
     leaderboard_sources,
@@ -53,6 +53,31 @@ def check_results_writable():
             f"writable (chmod -R u+w {RESULTS}, or chattr -R -i {RESULTS} if it was made "
             "immutable), or run from a working directory you can write (--directory)."
         )
+
+
+# Snakemake's between-workflow cache (README "Sharing results in a lab"): the rules whose
+# jobs are the same computation in every project are eligible, but only when the run
+# passes --cache (else Snakemake warns once per eligible rule, on every run). Software is
+# left out of the key as ddrank's own run keys leave it out: the same packages installed
+# by conda or pip must share. Snakemake's key: the rule's shell command, its params (code
+# digest, protocol, settings, cache_key), the content of each input no job makes, and
+# the keys of the jobs that make the others.
+SHARED_CACHE = "omit-software" if workflow.enable_cache else False
+
+
+def cache_key(wildcards):
+    """The job's wildcards, as a param of each cached rule: Snakemake's cache key covers
+    params, not wildcards, so two seeds (or IPCs) of one protocol would share one entry.
+    """
+    return canonical_json({name: getattr(wildcards, name) for name in wildcards.keys()})
+
+
+def check_shared_cache():
+    """With --cache, a cache folder that cannot take entries is one clear error before any
+    job (called by onstart), not a failure after the first job has trained."""
+    location = shared_cache.configured_location()
+    if workflow.enable_cache and (why := shared_cache.cache_problem(location)):
+        raise WorkflowError(why)
 
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"

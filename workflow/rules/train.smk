@@ -7,6 +7,7 @@ rule train:
         json=paths.RUN,
     log:
         "results/logs/train/{dataset}/{set}/{protocol}/seed{seed}.log",
+    cache: SHARED_CACHE
     conda:
         "../envs/ddrank.yaml"
     threads: set_threads
@@ -23,6 +24,7 @@ rule train:
         launcher=train_launcher,
         save="",
         code=train_code,
+        cache_key=cache_key,
     shell:
         TRAIN_SHELL
 
@@ -37,6 +39,7 @@ rule train_real:
         checkpoint=paths.REAL_CHECKPOINT,
     log:
         "results/logs/train/{dataset}/real/{protocol}/seed{seed}.log",
+    cache: SHARED_CACHE
     conda:
         "../envs/ddrank.yaml"
     threads: job_policy.threads(RES, RES["real_processes"])
@@ -53,6 +56,7 @@ rule train_real:
         launcher=job_policy.launcher(RES["real_processes"]),
         save=save_checkpoint,
         code=train_code,
+        cache_key=cache_key,
     shell:
         TRAIN_SHELL
 
@@ -85,6 +89,7 @@ rule soft_labels:
         paths.SOFT_LABELS,
     log:
         "results/logs/soft_labels/{dataset}/{set}/{teachers}/seed{seed}.log",
+    cache: SHARED_CACHE
     conda:
         "../envs/ddrank.yaml"
     threads: RES["train_threads"]
@@ -96,6 +101,7 @@ rule soft_labels:
         args=soft_label_args,
         device=DEVICE,
         code=soft_label_code,
+        cache_key=cache_key,
     shell:
         "python -m ddrank_steps.runtime.gpu_lease --gpus {resources.gpu} --"
         " python -m ddrank_steps.stages.soft_labels --set {input.set:q} --meta {input.meta:q}"
