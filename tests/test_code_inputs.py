@@ -1,14 +1,16 @@
-"""The code a job declares as its inputs (ddrank_steps/planning/code_inputs.py) and the digest of
-the code a result records (ddrank_steps/versions.py): an edit reruns the jobs that run the edited
-file, and only those."""
+"""The code a job runs (ddrank_steps/planning/code_inputs.py), whose digest is its `code` param,
+and the digest of the code a result records (ddrank_steps/versions.py): an edit reruns the jobs
+that run the edited file, and only those; a moved, copied or touched project reruns nothing."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -255,8 +257,15 @@ def edit(path: Path) -> None:
         file.write("# an edit that changes nothing\n")
 
 
+def touch_every_file(folder: Path) -> None:
+    """New dates, same content: what a fresh clone or checkout does to the package."""
+    later = time.time() + 60
+    for path in folder.rglob("*"):
+        os.utime(path, (later, later))
+
+
 @pytest.mark.workflow
-def test_editing_a_model_file_reruns_only_the_jobs_that_build_that_model(tmp_path):
+def test_a_moved_project_plans_nothing_and_an_edit_reruns_only_its_jobs(tmp_path):
     # A copy of the workflow and the package: the Snakefile runs the package beside it.
     repo = tmp_path / "repo"
     for name in ("workflow", "ddrank_steps"):
@@ -271,14 +280,26 @@ def test_editing_a_model_file_reruns_only_the_jobs_that_build_that_model(tmp_pat
     snakemake(repo, workdir)
     assert planned_jobs(repo, workdir) == {}
 
+    # `cp -a` of both to another folder, then every package file touched (a fresh clone)
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    subprocess.run(["cp", "-a", str(repo), str(workdir), str(moved)], check=True)
+    repo, workdir = moved / "repo", moved / "work"
+    touch_every_file(repo / "ddrank_steps")
+    assert planned_jobs(repo, workdir) == {}
+
     edit(repo / "ddrank_steps" / "models" / "vgg.py")  # no job here builds a VGG
-    planned = planned_jobs(repo, workdir)
-    assert "train" not in planned and "train_real" not in planned, planned
+    assert planned_jobs(repo, workdir) == {}
 
     edit(repo / "ddrank_steps" / "models" / "convnet.py")  # every run here is a ConvNet-3
-    planned = planned_jobs(repo, workdir)
+    text = snakemake(repo, workdir, "--dry-run")
+    planned = job_counts(text)
     assert planned["train"] == first["train"], planned
     assert planned["train_real"] == first["train_real"], planned
+    # the rerun is Snakemake's own params trigger, so a dry-run says why
+    assert "params have changed since last execution" in text.lower()
+    # only the training jobs and what reads their runs: no data job, no set job
+    assert not set(planned) & {"prepare_dataset", "random_subset", "reference_set", "syn_set"}
 
 
 def test_a_score_job_runs_its_metric_module_and_the_leaderboard_every_metric():
@@ -289,3 +310,12 @@ def test_a_score_job_runs_its_metric_module_and_the_leaderboard_every_metric():
     assert "metric_registry/lrs_hard.py" not in score
     board = {Path(p).name for p in leaderboard_sources()}
     assert {"lrs_hard.py", "lrs_soft.py", "_lrs.py", "ars.py", "accuracy.py"} <= board
+
+
+def test_the_code_digest_follows_the_content_of_the_listed_files_only():
+    sources = train_sources(run_protocol("ConvNet-3"))
+    assert re.fullmatch(r"[0-9a-f]{16}", code_inputs.digest(sources))
+    assert code_inputs.digest(list(reversed(sources))) == code_inputs.digest(sources)
+    vgg = train_sources(run_protocol("VGG-11"))
+    assert code_inputs.digest(vgg) != code_inputs.digest(sources)
+    assert code_inputs.digest(sources) == code_digest([Path(p) for p in sources])

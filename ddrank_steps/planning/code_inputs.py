@@ -1,5 +1,11 @@
-"""The package files a job runs, declared as its inputs so that a code change reruns
-exactly the jobs that run the changed code.
+"""The package files a job runs, and their digest: a param of the job, so that a change
+to the content of the code it runs reruns exactly the jobs that run the changed code.
+
+A digest, not the files as inputs: an input is known to Snakemake by its path and its
+date, so a moved or copied project, a fresh clone or a touched file would rerun every job
+(README "Moving a project"). The digest covers each file's path relative to the package
+and its content (versions.code_digest), as the run files record it, and is part of the
+key of Snakemake's between-workflow cache (the params are).
 
 Read by the workflow while it builds the DAG, once per job: plain Python (no torch). Each
 file is parsed once per process, or not at all when the workflow's stored plan brings
@@ -19,6 +25,7 @@ import pkgutil
 from pathlib import Path
 
 from ddrank_steps.models import family_module
+from ddrank_steps.versions import code_digest
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # ddrank_steps/
 
@@ -78,8 +85,20 @@ def report_sources() -> list[str]:
 
 def module_sources(module: str) -> list[str]:
     """The package files a stage's module runs: itself and every ddrank_steps module it
-    imports, transitively. Rules list them as inputs so a code change reruns its jobs."""
+    imports, transitively. Their digest is a param of its jobs, so a code change reruns them."""
     return list(_module_sources(module))
+
+
+def digest(sources: list[str]) -> str:
+    """The digest of the content of `sources` (files of the package, as the functions
+    above list them): what a job's `code` param holds."""
+    return _digest_of(tuple(sorted(sources)))
+
+
+@functools.cache
+def _digest_of(sources: tuple[str, ...]) -> str:
+    # read once per process and file list: every run of a protocol shares its list
+    return code_digest([Path(p) for p in sources])
 
 
 def _sources(modules: list[str]) -> list[str]:

@@ -7,14 +7,15 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 # The stages are the ddrank_steps package next to workflow/; jobs run that copy, so the
-# code the rules declare as inputs is the code they run.
+# code whose digest each job carries as its `code` param is the code it runs.
 REPO = str(Path(workflow.basedir).parent)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from ddrank_steps import metric_registry, paths
-from ddrank_steps.runtime import job_policy, run_lock
+from ddrank_steps.runtime import job_policy, run_lock, shared_cache
 from ddrank_steps.planning.code_inputs import (
+    digest,
     leaderboard_sources,
     plot_sources,
     report_sources,
@@ -68,6 +69,31 @@ def check_results_writable():
         )
 
 
+# Snakemake's between-workflow cache (README "Sharing results in a lab"): the rules whose
+# jobs are the same computation in every project are eligible, but only when the run
+# passes --cache (else Snakemake warns once per eligible rule, on every run). Software is
+# left out of the key as ddrank's own run keys leave it out: the same packages installed
+# by conda or pip must share. Snakemake's key: the rule's shell command, its params (code
+# digest, protocol, settings, cache_key), the content of each input no job makes, and
+# the keys of the jobs that make the others.
+SHARED_CACHE = "omit-software" if workflow.enable_cache else False
+
+
+def cache_key(wildcards):
+    """The job's wildcards, as a param of each cached rule: Snakemake's cache key covers
+    params, not wildcards, so two seeds (or IPCs) of one protocol would share one entry.
+    """
+    return canonical_json({name: getattr(wildcards, name) for name in wildcards.keys()})
+
+
+def check_shared_cache():
+    """With --cache, a cache folder that cannot take entries is one clear error before any
+    job (called by onstart), not a failure after the first job has trained."""
+    location = shared_cache.configured_location()
+    if workflow.enable_cache and (why := shared_cache.cache_problem(location)):
+        raise WorkflowError(why)
+
+
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 # one line first (file, key path, problem, closest key), then the detail; Snakemake's
 # validate would print the whole schema with the key path last
@@ -111,9 +137,13 @@ wildcard_constraints:
     protocol_name=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
 
 
+# Each job's `code` param: the digest of the content of the package files it runs
+# (planning/code_inputs.py). A param, not the files as inputs, so that only a change of
+# content reruns a job (not a moved project, a fresh clone or a touched file), and
+# `snakemake -n` / `--list-changes params` still say which jobs and why.
 def stage_code(stage):
-    """The package files the stage runs: a change to any of them reruns its jobs."""
-    return stage_sources(stage)
+    """The digest of the package files the stage runs."""
+    return digest(stage_sources(stage))
 
 
 def dataset_files(dataset):
@@ -146,10 +176,16 @@ def score_spec(wildcards):
 
 
 def score_inputs(wildcards):
-    return {
-        "runs": PLAN.score_inputs(wildcards.method, wildcards.metric),
-        "code": score_sources(wildcards.metric),
-    }
+    return {"runs": PLAN.score_inputs(wildcards.method, wildcards.metric)}
+
+
+def score_code(wildcards):
+    return digest(score_sources(wildcards.metric))
+
+
+def plot_code(stage):
+    """The code param of a figure of one metric (plot_group, plot_terms)."""
+    return lambda wildcards: digest(plot_sources(stage, wildcards.metric))
 
 
 # --- figures and the report -----------------------------------------------------------
@@ -198,7 +234,6 @@ def gallery_inputs(wildcards):
             dataset=wildcards.dataset, ipc=method["ipc"], seed=config["seed"]
         ),
         "meta": dataset["meta"],
-        "code": stage_code("plot_gallery"),
     }
     if config["datasets"][wildcards.dataset].get("zca"):
         inputs["data"] = dataset["data"]

@@ -1,11 +1,10 @@
 rule prepare_dataset:
-    input:
-        code=stage_code("prepare_dataset"),
     output:
         data=paths.DATASET,
         meta=paths.DATASET_META,
     log:
         "results/logs/prepare_dataset/{dataset}.log",
+    cache: SHARED_CACHE
     conda:
         "../envs/ddrank.yaml"
     resources:
@@ -14,6 +13,8 @@ rule prepare_dataset:
         data_workers=data_workers,
     params:
         settings=dataset_settings,
+        code=stage_code("prepare_dataset"),
+        cache_key=cache_key,
     shell:
         "python -m ddrank_steps.stages.prepare_dataset --name {wildcards.dataset:q}"
         " --settings {params.settings:q} --data {output.data:q} --meta {output.meta:q}"
@@ -23,7 +24,6 @@ rule prepare_dataset:
 rule random_subset:
     input:
         **rules.prepare_dataset.output,
-        code=stage_code("random_subset"),
     output:
         set=paths.RDM_SET,
         manifest=paths.RDM_MANIFEST,
@@ -31,12 +31,16 @@ rule random_subset:
         png=directory(paths.RDM_PNG),
     log:
         "results/logs/random_subset/{dataset}/ipc{ipc}/seed{seed}.log",
+    cache: SHARED_CACHE
     conda:
         "../envs/ddrank.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
         data_workers=data_workers,
+    params:
+        code=stage_code("random_subset"),
+        cache_key=cache_key,
     shell:
         "python -m ddrank_steps.stages.random_subset --data {input.data:q} --meta {input.meta:q}"
         " --ipc {wildcards.ipc} --round-seed {wildcards.seed} --workers {resources.data_workers}"
@@ -47,11 +51,11 @@ rule random_subset:
 rule reference_set:
     input:
         **rules.prepare_dataset.output,
-        code=stage_code("reference_set"),
     output:
         paths.REFERENCE_SET,
     log:
         "results/logs/reference_set/{dataset}/ipc{ipc}/{kind}.log",
+    cache: SHARED_CACHE
     conda:
         "../envs/ddrank.yaml"
     resources:
@@ -60,6 +64,8 @@ rule reference_set:
         data_workers=data_workers,
     params:
         seed=config["seed"],
+        code=stage_code("reference_set"),
+        cache_key=cache_key,
     shell:
         "python -m ddrank_steps.stages.reference_set --kind {wildcards.kind}"
         " --data {input.data:q} --meta {input.meta:q} --ipc {wildcards.ipc}"
@@ -80,8 +86,10 @@ rule syn_set:
         mem_mb=4000,
         runtime=10,
     params:
+        images=syn_images,
         args=syn_set_args,
+        code=stage_code("syn_set"),
     shell:
         "python -m ddrank_steps.stages.syn_set --method {wildcards.method:q}"
-        " --images {input.images:q} --meta {input.meta:q} {params.args}"
+        " --images {params.images:q} --meta {input.meta:q} {params.args}"
         " --out {output:q} > {log:q} 2>&1"

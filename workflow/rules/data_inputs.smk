@@ -16,7 +16,6 @@ def syn_set_inputs(wildcards):
     inputs = {
         "images": PLAN.syn_images_input(wildcards.method),
         "meta": dataset["meta"],
-        "code": stage_code("syn_set"),
     }
     if checks_zca(method):
         # the ZCA fit, to check that the set is in ZCA space
@@ -25,14 +24,22 @@ def syn_set_inputs(wildcards):
         # image_files imports torch: only for a folder set, and only for its own job
         from ddrank_steps.data.image_files import list_images
 
-        # every image of a folder set, so editing one reruns the import
-        inputs["image_files"] = [str(p) for p in list_images(Path(inputs["images"]))]
+        # every image of a folder set, so editing one reruns the import; the folder
+        # itself is a param (syn_images): the cache key of a training job on the set
+        # hashes the content of every input no job makes, which a folder has none of
+        folder = Path(inputs.pop("images"))
+        inputs["image_files"] = [str(p) for p in list_images(folder)]
     for key in ("labels", "soft_labels"):
         if method[key]:
             inputs[key] = method[key]
     if isinstance(method["lr"], str):
         inputs["lr"] = method["lr"]
     return inputs
+
+
+def syn_images(wildcards):
+    """The set's file or folder, as the method gives it (or the reference set)."""
+    return PLAN.syn_images_input(wildcards.method)
 
 
 def syn_set_args(wildcards, input):

@@ -7,7 +7,6 @@
 rule plot_group:
     input:
         scores=group_scores,
-        code=lambda wildcards: plot_sources("plot_group", wildcards.metric),
     output:
         svg=report(
             f"{paths.GROUP_FIGURE}.svg",
@@ -25,6 +24,8 @@ rule plot_group:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        code=plot_code("plot_group"),
     shell:
         "python -m ddrank_steps.stages.plot_group --dataset {wildcards.dataset:q}"
         " --ipc {wildcards.ipc} --metric {wildcards.metric}"
@@ -36,7 +37,6 @@ rule plot_group:
 rule plot_terms:
     input:
         score=paths.SCORE,
-        code=lambda wildcards: plot_sources("plot_terms", wildcards.metric),
     output:
         svg=report(
             f"{paths.TERMS_FIGURE}.svg",
@@ -54,6 +54,8 @@ rule plot_terms:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        code=plot_code("plot_terms"),
     shell:
         "python -m ddrank_steps.stages.plot_terms --score {input.score:q}"
         " --svg {output.svg:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
@@ -63,7 +65,6 @@ rule plot_terms:
 rule plot_run:
     input:
         run=run_file_of,
-        code=stage_code("plot_run"),
     output:
         svg=report(
             f"{paths.RUN_FIGURE}.svg",
@@ -83,6 +84,8 @@ rule plot_run:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        code=stage_code("plot_run"),
     shell:
         "python -m ddrank_steps.stages.plot_run --run {input.run:q}"
         " --svg {output.svg:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
@@ -111,6 +114,7 @@ rule plot_gallery:
         runtime=5,
     params:
         args=gallery_args,
+        code=stage_code("plot_gallery"),
     shell:
         "python -m ddrank_steps.stages.plot_gallery --method {wildcards.method:q}"
         " --syn {input.syn:q} --rdm {input.rdm:q} --meta {input.meta:q} {params.args}"
@@ -123,7 +127,6 @@ rule report:
         leaderboard=rules.leaderboard.output.csv,
         scores=PLAN.score_targets(),
         figures=report_figures(),
-        code=report_sources(),
     output:
         report(paths.REPORT, caption="../report/report.rst", category="1. Leaderboard"),
     log:
@@ -133,6 +136,8 @@ rule report:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        code=digest(report_sources()),
     shell:
         "python -m ddrank_steps.stages.report --leaderboard {input.leaderboard:q}"
         " --out {output:q} {input.scores:q} > {log:q} 2>&1"

@@ -12,6 +12,7 @@ rule score:
         runtime=5,
     params:
         spec=score_spec,
+        code=score_code,
     shell:
         "python -m ddrank_steps.stages.score --spec {params.spec:q} --out {output:q}"
         " > {log:q} 2>&1"
@@ -20,7 +21,6 @@ rule score:
 rule leaderboard:
     input:
         scores=PLAN.score_targets(),
-        code=leaderboard_sources(),
     output:
         csv=report(
             paths.LEADERBOARD,
@@ -34,6 +34,8 @@ rule leaderboard:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        code=digest(leaderboard_sources()),
     shell:
         "python -m ddrank_steps.stages.leaderboard --csv {output.csv:q} {input.scores:q}"
         " > {log:q} 2>&1"

@@ -7,6 +7,7 @@ rule train:
         json=paths.RUN,
     log:
         "results/logs/train/{dataset}/{set}/{protocol}/seed{seed}.log",
+    cache: SHARED_CACHE
     conda:
         "../envs/ddrank.yaml"
     threads: set_threads
@@ -22,6 +23,8 @@ rule train:
         device=DEVICE,
         launcher=train_launcher,
         save="",
+        code=train_code,
+        cache_key=cache_key,
     shell:
         TRAIN_SHELL
 
@@ -36,6 +39,7 @@ rule train_real:
         checkpoint=paths.REAL_CHECKPOINT,
     log:
         "results/logs/train/{dataset}/real/{protocol}/seed{seed}.log",
+    cache: SHARED_CACHE
     conda:
         "../envs/ddrank.yaml"
     threads: job_policy.threads(RES, RES["real_processes"])
@@ -51,14 +55,14 @@ rule train_real:
         device=DEVICE,
         launcher=job_policy.launcher(RES["real_processes"]),
         save=save_checkpoint,
+        code=train_code,
+        cache_key=cache_key,
     shell:
         TRAIN_SHELL
 
 
 # real-hard given, not trained (`eval_full_data: false`): a known accuracy as a run file.
 rule given_accuracy:
-    input:
-        code=stage_code("given_accuracy"),
     output:
         paths.GIVEN_RUN,
     log:
@@ -70,6 +74,7 @@ rule given_accuracy:
         runtime=5,
     params:
         protocol=run_protocol_json,
+        code=stage_code("given_accuracy"),
     shell:
         "python -m ddrank_steps.stages.given_accuracy --protocol {params.protocol:q}"
         " --protocol-key {wildcards.protocol} --seed {wildcards.seed} --out {output:q}"
@@ -84,6 +89,7 @@ rule soft_labels:
         paths.SOFT_LABELS,
     log:
         "results/logs/soft_labels/{dataset}/{set}/{teachers}/seed{seed}.log",
+    cache: SHARED_CACHE
     conda:
         "../envs/ddrank.yaml"
     threads: RES["train_threads"]
@@ -94,6 +100,8 @@ rule soft_labels:
     params:
         args=soft_label_args,
         device=DEVICE,
+        code=soft_label_code,
+        cache_key=cache_key,
     shell:
         "python -m ddrank_steps.runtime.gpu_lease --gpus {resources.gpu} --"
         " python -m ddrank_steps.stages.soft_labels --set {input.set:q} --meta {input.meta:q}"

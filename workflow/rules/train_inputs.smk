@@ -10,10 +10,7 @@ def train_inputs(wildcards):
     """The dataset, the set (none for the real split) and what the run's label source
     reads: the teachers' checkpoints or the soft_labels stage's file."""
     seed = int(wildcards.seed)
-    inputs = {
-        **dataset_files(wildcards.dataset),
-        "code": list(train_code(wildcards.protocol)),
-    }
+    inputs = dict(dataset_files(wildcards.dataset))
     set_name = getattr(wildcards, "set", "real")
     set_file = PLAN.set_file(wildcards.dataset, set_name, seed)
     if set_file is not None:
@@ -49,11 +46,15 @@ def run_protocol_of_key(key):
         raise WorkflowError(str(exc)) from None
 
 
-# Per protocol key, not per job: every run of a protocol (sets x seeds) shares them.
+# Per protocol key, not per job: every run of a protocol (sets x seeds) shares it.
 @functools.cache
-def train_code(key):
-    """The files a training job of run protocol `key` runs (code_inputs.train_sources)."""
-    return tuple(train_sources(run_protocol_of_key(key)))
+def train_code_of_key(key):
+    """The digest of the files a training job of run protocol `key` runs."""
+    return digest(train_sources(run_protocol_of_key(key)))
+
+
+def train_code(wildcards):
+    return train_code_of_key(wildcards.protocol)
 
 
 @functools.cache
@@ -124,8 +125,11 @@ def soft_label_inputs(wildcards):
         "set": PLAN.set_file(wildcards.dataset, wildcards.set, seed),
         "meta": dataset_files(wildcards.dataset)["meta"],
         "teachers": PLAN.teacher_paths(teachers, wildcards.dataset, seed),
-        "code": soft_labels_sources(teachers),
     }
+
+
+def soft_label_code(wildcards):
+    return digest(soft_labels_sources(PLAN.teacher_sets[wildcards.teachers]))
 
 
 def soft_label_args(wildcards, input):
