@@ -98,3 +98,47 @@ def test_the_score_stage_reports_a_damaged_run_in_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
     assert f"{run}: field 'file': is damaged" in proc.stderr
     assert f"snakemake --forcerun {run}" in proc.stderr
+
+
+# --- a run file that parses but is not whole --------------------------------------------
+
+
+def good_run() -> dict:
+    curve = [
+        {"epoch": 1, "test": 0.4, "train_loss": 1.2},
+        {"epoch": 2, "test": None, "train_loss": None},
+    ]
+    return {
+        "selected": {"acc": 0.5, "lr": 0.01, "epoch": 1},
+        "runs": [{"lr": 0.01, "curve": curve}],
+        "data": {"mean": [0.5], "std": [0.2]},
+    }
+
+
+def test_a_run_file_of_the_wrong_shape_names_the_field(tmp_path):
+    from ddrank_steps.reporting.run_records import read_run
+
+    path = tmp_path / "seed0.json"
+    path.write_text(json.dumps(good_run()))
+    assert read_run(str(path))["selected"]["acc"] == 0.5
+    for change, where in (
+        (lambda r: r.pop("selected"), "selected"),
+        (lambda r: r["selected"].pop("acc"), "selected.acc"),
+        (lambda r: r["selected"].update(acc="0.5"), "selected.acc"),
+        (lambda r: r["selected"].update(acc=57.0), "selected.acc"),  # percent, not a fraction
+        (lambda r: r["selected"].update(lr=None), "selected.lr"),
+        (lambda r: r.update(runs={}), "runs"),
+        (lambda r: r["runs"][0].update(curve=[1]), "runs[0].curve[0]"),
+        (lambda r: r["runs"][0]["curve"][0].update(test="x"), "runs[0].curve[0].test"),
+        (lambda r: r.update(data=[1]), "data"),
+    ):
+        run = good_run()
+        change(run)
+        path.write_text(json.dumps(run))
+        with pytest.raises(InputError) as info:
+            read_run(str(path))
+        assert info.value.field == where and info.value.path == str(path)
+        assert f"--forcerun {path}" in info.value.fix
+    given = {"selected": {"acc": 0.8, "lr": None, "epoch": None}, "given": {"source": "table"}}
+    path.write_text(json.dumps(given))
+    assert read_run(str(path))["given"]["source"] == "table"

@@ -138,7 +138,8 @@ def _read_rounds(score: Score, raw: dict) -> None:
         where = f"rounds[{i}]"
         if not isinstance(r, dict):
             raise InputError(path, where, "is not an object", rebuild_fix(path))
-        checked_field(r, "seed", int, path, f"{where}.seed")
+        if "seed" in r:  # else the round's index, as files of older versions
+            checked_field(r, "seed", int, path, f"{where}.seed")
         for term, t in checked_field(r, "terms", dict, path, f"{where}.terms").items():
             name = f"{where}.terms.{term}"
             number(checked_field(t, "acc", object, path, f"{name}.acc"), path, f"{name}.acc", True)
@@ -148,7 +149,7 @@ def _read_rounds(score: Score, raw: dict) -> None:
             headline = checked_field(r, score.headline, object, path, f"{where}.{score.headline}")
             number(headline, path, f"{where}.{score.headline}", nullable=True)
     score.rounds = rounds
-    seeds = raw.get("seeds", [r["seed"] for r in rounds])
+    seeds = raw.get("seeds", [r.get("seed", i) for i, r in enumerate(rounds)])
     if not isinstance(seeds, list) or not all(isinstance(x, int) for x in seeds):
         raise InputError(path, "seeds", "is not a list of integers", rebuild_fix(path))
     score.seeds = seeds
