@@ -12,45 +12,58 @@ from ddrank_steps.runtime.rerun_command import ENV_RERUN_ARGS, rerun_args, shell
 RUN = "results/runs/digits/syn-kmeans/0123456789/seed0.json"
 
 
-def test_the_run_arguments_keep_config_files_config_values_and_folders(tmp_path):
-    launch = tmp_path / "repo"
+def test_started_elsewhere_the_arguments_are_absolute_and_complete(tmp_path):
+    repo, work = tmp_path / "repo", tmp_path / "work"
     args = rerun_args(
-        launch_dir=launch,
-        run_dir=tmp_path / "work",
-        snakefile=launch / "workflow" / "Snakefile",
-        configfiles=[launch / "my config.yaml", tmp_path / "lab.yaml"],
+        launch_dir=tmp_path,
+        run_dir=work,
+        snakefile=repo / "workflow" / "Snakefile",
+        configfiles=[work / "my config.yaml", tmp_path / "lab.yaml"],
         config_args=["num_eval=1", "resources={'jobs_per_gpu': 2}"],
         cores=4,
     )
     assert shlex.split(args) == [
-        *("--cores", "4", "--directory", str(tmp_path / "work")),
-        *("--configfile", "my config.yaml", "--configfile", str(tmp_path / "lab.yaml")),
+        *("--cores", "4", "--snakefile", str(repo / "workflow" / "Snakefile")),
+        *("--directory", str(work), "--configfile", str(work / "my config.yaml")),
+        *("--configfile", str(tmp_path / "lab.yaml")),
         *("--config", "num_eval=1", "resources={'jobs_per_gpu': 2}"),
     ]
-    # Snakemake's defaults are left out: the short command a user types in the checkout
-    plain = rerun_args(
-        launch_dir=launch,
-        run_dir=launch,
-        snakefile=launch / "workflow" / "Snakefile",
+    unknown = rerun_args(
+        launch_dir=None,
+        run_dir=work,
+        snakefile=work / "Snakefile",
         configfiles=[],
         config_args=None,
         cores=None,
     )
-    assert plain == ""
-    other = rerun_args(
-        launch_dir=launch,
-        run_dir=launch,
-        snakefile=tmp_path / "ddrank" / "workflow" / "Snakefile",
-        configfiles=[],
+    assert shlex.split(unknown) == [
+        "--snakefile",
+        str(work / "Snakefile"),
+        "--directory",
+        str(work),
+    ]
+
+
+def test_started_in_the_working_directory_the_command_is_the_short_one(tmp_path):
+    repo = tmp_path / "repo"
+    plain = rerun_args(
+        launch_dir=repo,
+        run_dir=repo,
+        snakefile=repo / "workflow" / "Snakefile",
+        configfiles=[repo / "configs" / "mine.yaml"],
         config_args=[],
         cores=2,
     )
-    assert shlex.split(other) == [
-        "--cores",
-        "2",
-        "--snakefile",
-        str(tmp_path / "ddrank/workflow/Snakefile"),
-    ]
+    assert plain == "--cores 2 --configfile configs/mine.yaml"
+    other = rerun_args(
+        launch_dir=repo,
+        run_dir=repo,
+        snakefile=tmp_path / "ddrank" / "workflow" / "Snakefile",
+        configfiles=[],
+        config_args=None,
+        cores=None,
+    )
+    assert shlex.split(other) == ["--snakefile", str(tmp_path / "ddrank/workflow/Snakefile")]
 
 
 def test_a_fix_names_the_run_arguments_and_forcerun_last(monkeypatch):

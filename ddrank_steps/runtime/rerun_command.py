@@ -8,9 +8,11 @@ arguments that select *this* run (cores, Snakefile, working directory, config fi
 the environment (`ENV_RERUN_ARGS`, exported by the shell prefix; an environment variable,
 not a param, so it never reruns a job). A job's message then names `rerun_command(file)`.
 
-Paths are written relative to the folder Snakemake was started in when they lie inside it
-(where the user pastes), absolute otherwise; the Snakefile and the working directory are
-left out when they are Snakemake's defaults there.
+Snakemake has already changed into `--directory` when the workflow is parsed, so where the
+user started it is read from the shell's `PWD`. Started in the working directory itself,
+the command is the short one typed there (Snakemake's default Snakefile left out, paths
+inside it relative); started anywhere else, it names the Snakefile, the working
+directory and the config files by absolute paths, so it can be pasted from anywhere.
 """
 
 from __future__ import annotations
@@ -26,37 +28,38 @@ ENV_RERUN_ARGS = "DDRANK_RERUN_ARGS"
 DEFAULT_SNAKEFILES = ("Snakefile", "workflow/Snakefile")
 
 
-def _shown(path: str | Path, launch_dir: Path) -> str:
-    """`path` as the user types it in `launch_dir`: relative inside it, else absolute."""
-    full = Path(path).absolute()
-    try:
-        return str(full.relative_to(launch_dir))
-    except ValueError:
-        return str(full)
-
-
 def rerun_args(
     *,
-    launch_dir: str | Path,
+    launch_dir: str | Path | None,
     run_dir: str | Path,
     snakefile: str | Path,
     configfiles: list[str | Path],
     config_args: list[str] | None,
     cores: int | None,
 ) -> str:
-    """The command-line arguments (shell-quoted, one string) that select this run: `--cores`,
-    `--snakefile` and `--directory` where not the defaults, every `--configfile` and every
-    `--config` value, in the order Snakemake applies them."""
-    launch = Path(launch_dir).absolute()
+    """The command-line arguments (shell-quoted, one string) that select this run:
+    `--cores`, the Snakefile and the working directory (left out where Snakemake finds
+    them by itself: started in `run_dir` with its default Snakefile), every
+    `--configfile` and every `--config` value, in the order Snakemake applies them.
+    `launch_dir`: where the user started Snakemake (None: unknown)."""
+    run_dir = Path(run_dir).absolute()
+    here = launch_dir is not None and Path(launch_dir).resolve() == run_dir.resolve()
+
+    def shown(path: str | Path) -> str:
+        full = Path(path).absolute()
+        return (
+            str(full.relative_to(run_dir)) if here and full.is_relative_to(run_dir) else str(full)
+        )
+
     args: list[str] = []
     if cores is not None:
         args += ["--cores", str(cores)]
-    if _shown(snakefile, launch) not in DEFAULT_SNAKEFILES:
-        args += ["--snakefile", _shown(snakefile, launch)]
-    if Path(run_dir).absolute() != launch:
-        args += ["--directory", _shown(run_dir, launch)]
+    if not here or shown(snakefile) not in DEFAULT_SNAKEFILES:
+        args += ["--snakefile", shown(snakefile)]
+    if not here:
+        args += ["--directory", str(run_dir)]
     for configfile in configfiles:
-        args += ["--configfile", _shown(configfile, launch)]
+        args += ["--configfile", shown(configfile)]
     if config_args:
         args += ["--config", *config_args]
     return shlex.join(args)

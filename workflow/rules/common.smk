@@ -1,4 +1,5 @@
 import functools
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -80,7 +81,7 @@ _PYTHON_DIR = None if _USE_CONDA else str(Path(sys.executable).parent)
 # The arguments that select this run (config files, --config, working directory), for the
 # "Fix:" lines of the jobs' messages: pasted, they redo a result with the user's config.
 RERUN_ARGS = rerun_command.rerun_args(
-    launch_dir=workflow.workdir_init,
+    launch_dir=os.environ.get("PWD"),  # the shell's: Snakemake has moved to --directory
     run_dir=Path.cwd(),
     snakefile=workflow.main_snakefile,
     configfiles=workflow.config_settings.configfiles,
