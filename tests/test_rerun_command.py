@@ -84,3 +84,25 @@ def test_the_shell_export_survives_snakemake_formatting_and_the_shell():
         ["bash", "-c", f'{prefix}printf %s "${ENV_RERUN_ARGS}"'], capture_output=True, text=True
     )
     assert out.stdout == args
+
+
+def test_the_python_api_names_the_snakemake_command_of_its_own_run(tmp_path):
+    from ddrank_steps.api.workflow_run import SNAKEFILE, read_score_of_run
+    from ddrank_steps.errors import InputError
+
+    score = "results/scores/m/lrs_hard.json"
+    (tmp_path / score).parent.mkdir(parents=True)
+    (tmp_path / score).write_text('{"method": "m", "metr')
+    config = tmp_path / "configs" / "m.lrs_hard.yaml"
+    try:
+        read_score_of_run(config, tmp_path, score, cores=3)
+    except InputError as exc:
+        assert exc.path == str(tmp_path / score) and exc.field == "file"
+        words = shlex.split(exc.fix.split(": ", 1)[1])
+        assert words[:3] == ["snakemake", "--cores", "3"]
+        assert words[words.index("--snakefile") + 1] == str(SNAKEFILE)
+        assert words[words.index("--directory") + 1] == str(tmp_path)
+        assert words[words.index("--configfile") + 1] == str(config)
+        assert words[-2:] == ["--forcerun", score]
+    else:
+        raise AssertionError("a damaged score was read")
