@@ -156,8 +156,8 @@ def _read_rounds(score: Score, raw: dict) -> None:
 
 
 def _read_metric(score: Score) -> tuple[str, ...]:
-    """Set the headline from the metric registry; the metric's quantity names (none for a
-    metric not in the registry)."""
+    """Set the headline from the metric registry; the metric's quantity names. A metric
+    the registry lacks cannot be ranked: an error."""
     metric_info = metric_registry.METRICS.get(score.metric)
     if metric_info is None:
         known = ", ".join(sorted(metric_registry.METRICS))
