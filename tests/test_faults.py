@@ -212,7 +212,7 @@ def test_a_truncated_run_file_is_named_and_the_rerun_rebuilds_it(workdir):
     code, text = snakemake(workdir)
     assert code != 0
     assert f"{relative}: field 'file': is damaged (JSONDecodeError" in text
-    assert f"snakemake --forcerun {relative}" in text
+    assert f"--configfile {workdir / 'config.yaml'} --forcerun {relative}" in text  # pasteable
     log = (workdir / "results" / "logs" / "score" / "kmeans" / "lrs_hard.log").read_text()
     assert str(relative) in log and "Traceback" not in log
     # Snakemake removed the failed score; deleting the damaged file (the other fix) then
@@ -230,7 +230,7 @@ def test_a_truncated_dataset_is_named_and_forcerun_rebuilds_it(workdir):
     code, text = snakemake(workdir)
     assert code != 0
     assert f"{DATA}: field 'file': cannot be read by torch.load, it is damaged" in text
-    assert f"snakemake --forcerun {DATA}" in text
+    assert f"--configfile {workdir / 'config.yaml'} --forcerun {DATA}" in text  # pasteable
     assert "weights_only=False" not in text
     succeeds(workdir, "--forcerun", DATA)
     assert set(torch.load(data, weights_only=True)) >= {"train", "test"}

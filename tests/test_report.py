@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ddrank_steps import metric_registry, paths
+from ddrank_steps.errors import InputError
 from ddrank_steps.reporting import paired
 from ddrank_steps.reporting.figure_output import save
 from ddrank_steps.reporting.run_figures import run_curves
@@ -149,11 +150,11 @@ def test_a_method_without_the_top_metric_is_ranked_in_its_own_group(tmp_path):
 
 
 def old_and_odd_scores(root: Path) -> list[str]:
-    """A score file of an older run (no summary, no protocol_name), one with a NaN round
+    """A score file of an older run (no summary, no standard error), one with a NaN round
     (a diverged run), and a method alone in its group with one round."""
     old = score_file(root, "old", [0.9, 0.92])
     data = json.loads(Path(old).read_text())
-    del data["summary"], data["protocol_name"]
+    del data["summary"]
     write_json(old, data)
     nan = score_file(root, "diverged", [0.9, 0.91])
     data = json.loads(Path(nan).read_text())
@@ -167,7 +168,6 @@ def old_and_odd_scores(root: Path) -> list[str]:
 def test_old_and_odd_score_files_are_read_with_what_they_lack(tmp_path):
     old, nan, alone = (read_score(p) for p in old_and_odd_scores(tmp_path))
     assert any("summary" in m for m in old.missing) and old.quantities["lrs"]["mean"] > 0
-    assert any("protocol_name" in m for m in old.missing) and old.protocol == "?"
     assert math.isnan(nan.headline_by_seed()[1]) and any("finite lrs" in m for m in nan.missing)
     assert alone.rounds and not alone.missing
     table = leaderboard.rows([old.path, nan.path, alone.path]).set_index("method")
@@ -186,7 +186,70 @@ def test_report_builds_from_odd_scores_and_says_what_is_missing(tmp_path, monkey
     assert "What is missing" in text and "field &#x27;summary&#x27;" in text
     assert "figure not drawn" in text  # no plot stage ran here
     assert "One method in this group" in text
-    assert text.count("<table>") == 3  # one table per group
+    assert text.count("<table>") == 2  # one table per group (old and diverged share one)
+
+
+# --- a score file that cannot be read in full is refused, never ranked -----------------
+
+
+def cut_and_broken_scores(root: Path) -> dict[str, tuple[str, str]]:
+    """Damaged copies of one score file -> (the path, the field its error must name)."""
+    good = Path(score_file(root, "good", [0.9, 0.92]))
+    text = good.read_text()
+    data = json.loads(text)
+    cases = {"truncated": (text[:300], "file"), "a list": ("[1, 2]", "file")}
+    for name, change, where in (
+        ("no protocol_name", lambda d: d.pop("protocol_name"), "protocol_name"),
+        ("ipc a string", lambda d: d.update(ipc="10"), "ipc"),
+        ("no rounds", lambda d: d.update(rounds=[]), "rounds"),
+        ("acc a string", lambda d: d["rounds"][1]["terms"]["syn-hard"].update(acc="x"), "acc"),
+        ("no headline", lambda d: d["rounds"][0].pop("lrs"), "rounds[0].lrs"),
+        ("summary cut", lambda d: d["summary"].pop("lrs"), "summary.lrs"),
+        ("unknown metric", lambda d: d.update(metric="lrs_typo"), "metric"),
+    ):
+        changed = json.loads(text)
+        change(changed)
+        cases[name] = (json.dumps(changed), where)
+    out = {}
+    for i, (name, (content, where)) in enumerate(cases.items()):
+        path = root / "results" / "scores" / f"bad{i}" / "lrs_hard.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(content)
+        out[name] = (str(path), where)
+    assert data["protocol_name"] == "p"
+    return out
+
+
+def test_a_score_file_that_cannot_be_read_in_full_is_an_error_naming_it(tmp_path):
+    for name, (path, where) in cut_and_broken_scores(tmp_path).items():
+        with pytest.raises(InputError) as info:
+            read_score(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: field '"), name
+        assert where in info.value.field, (name, message)
+        assert f"--forcerun {path}" in message, name
+
+
+def test_the_leaderboard_and_the_report_refuse_a_damaged_score(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    good = score_file(tmp_path, "other", [0.8, 0.81])
+    damaged = Path(score_file(tmp_path, "cut", [0.9, 0.92]))
+    damaged.write_text(damaged.read_text()[:300])
+    files = [good, str(damaged)]
+    lb = tmp_path / "results" / "leaderboard.csv"
+    with pytest.raises(InputError, match=rf"{damaged}: field 'file': is damaged"):
+        leaderboard.main(leaderboard.parser().parse_args(["--csv", str(lb), *files]))
+    assert not lb.exists()
+    lb.write_text("method\nother\n")
+    out = tmp_path / "results" / "report.html"
+    with pytest.raises(InputError, match=rf"{damaged}: field 'file'"):
+        report.main(
+            report.parser().parse_args(["--leaderboard", str(lb), "--out", str(out), *files])
+        )
+    assert not out.exists()
+    lb.write_text("rank,me")  # a leaderboard cut short: the report names it
+    with pytest.raises(InputError, match=rf"{lb}: field 'method'"):
+        report.main(report.parser().parse_args(["--leaderboard", str(lb), "--out", str(out), good]))
 
 
 # --- figures on awkward input -----------------------------------------------------------

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import math
 import os
 import shutil
@@ -44,7 +43,7 @@ from ddrank_steps.api.translate import (
     settings_with_defaults,
     translate,
 )
-from ddrank_steps.api.workflow_run import check_config, run, write_config
+from ddrank_steps.api.workflow_run import check_config, read_score_of_run, run, write_config
 from ddrank_steps.errors import ConfigError, InputError
 
 WORK_DIR_NAME = "ddrank-work"
@@ -107,7 +106,7 @@ class Evaluator:
             )
         score_file = paths.SCORE.format(method=method, metric=self.METRIC)
         run(config_file, self.work_dir, [score_file], self.cores)
-        score = json.loads((self.work_dir / score_file).read_text())
+        score = read_score_of_run(config_file, self.work_dir, score_file, self.cores)
         _print_terms(score)
         result = self.result(score)
         _write_rounds(

@@ -10,12 +10,13 @@ An interrupted run keeps every finished job; the next call picks up from there.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
 import yaml
 
-from ddrank_steps.errors import ConfigError
+from ddrank_steps.errors import ConfigError, InputError
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -107,3 +108,29 @@ def _kept_cwd():
         yield
     finally:
         os.chdir(before)
+
+
+def read_score_of_run(
+    config_file: Path, work_dir: Path, score_file: str, cores: int | None = None
+) -> dict:
+    """The score file `score_file` (relative to `work_dir`) the workflow wrote, checked in
+    full; a damaged one is an InputError whose fix is the `snakemake` command that redoes
+    it with this call's config (what calling again does only once the file is gone)."""
+    from ddrank_steps.reporting.score_records import read_score
+    from ddrank_steps.runtime.rerun_command import rerun_args
+
+    path = Path(work_dir) / score_file
+    try:
+        read_score(path)
+    except InputError as exc:
+        args = rerun_args(
+            launch_dir=os.getcwd(),
+            run_dir=work_dir,
+            snakefile=SNAKEFILE,
+            configfiles=[config_file],
+            config_args=None,
+            cores=cores,
+        )
+        fix = f"rebuild it and what is made from it: snakemake {args} --forcerun {score_file}"
+        raise InputError(exc.path, exc.field, exc.problem, fix) from None
+    return json.loads(path.read_text())

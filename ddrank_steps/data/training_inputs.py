@@ -21,13 +21,35 @@ from pathlib import Path
 import torch
 
 from ddrank_steps.data.zca import ZCA
-from ddrank_steps.runtime.checked_read import load_torch, read_cached_json
+from ddrank_steps.errors import InputError
+from ddrank_steps.runtime.checked_read import (
+    checked_field,
+    load_torch,
+    number,
+    read_cached_json,
+    rebuild_fix,
+    tensor,
+)
 
 # What the ZCA of a dataset is fitted on (and applied to), recorded as `zca_input`:
 # "pixels" = the stored pixels scaled to [0, 1] with no mean/std normalisation (the
 # reference's ToTensor-only pipeline for CIFAR/TinyImageNet with use_zca); "normalised" =
 # the normalised images (the reference's ImageNet subsets, which normalise even with ZCA).
 ZCA_INPUTS = ("pixels", "normalised")
+
+
+# The fields of meta.json that every reader uses, and their JSON kinds.
+_META_FIELDS = {
+    "name": str,
+    "num_classes": int,
+    "channels": int,
+    "height": int,
+    "width": int,
+    "mean": list,
+    "std": list,
+    "max_value": int | float,
+    "classes": list,
+}
 
 
 @dataclass
@@ -49,7 +71,22 @@ class DatasetMeta:
 
     @classmethod
     def load(cls, path: str | Path) -> DatasetMeta:
-        return cls.from_dict(read_cached_json(path))
+        """meta.json, every field a job uses checked (a damaged one names the field)."""
+        raw = read_cached_json(path)
+        if not isinstance(raw, dict):
+            raise InputError(path, "file", "is not a JSON object", rebuild_fix(path))
+        for key, kind in _META_FIELDS.items():
+            checked_field(raw, key, kind, path, key)
+        for key in ("mean", "std", "classes"):
+            if not raw[key]:
+                raise InputError(path, key, "is empty", rebuild_fix(path))
+        for key in ("mean", "std"):
+            for i, value in enumerate(raw[key]):
+                number(value, path, f"{key}[{i}]")
+        if len(raw["classes"]) != raw["num_classes"]:
+            problem = f"names {len(raw['classes'])} classes, num_classes is {raw['num_classes']}"
+            raise InputError(path, "classes", problem, rebuild_fix(path))
+        return cls.from_dict(raw)
 
     @classmethod
     def from_dict(cls, raw: dict) -> DatasetMeta:
@@ -64,11 +101,37 @@ def normalise(images: torch.Tensor, meta: DatasetMeta) -> torch.Tensor:
 
 
 def _blob(data_path: str | Path) -> dict:
-    return load_torch(data_path)
+    blob = load_torch(data_path)
+    if not isinstance(blob, dict):
+        raise InputError(data_path, "file", "is not a dict of splits", rebuild_fix(data_path))
+    return blob
+
+
+def checked_part(blob: dict, data_path: str | Path, split: str) -> dict | None:
+    """A split of a prepared dataset (None for an absent `val`), checked: cached images
+    (N, C, H, W) or a streamed index (`root`, `paths`), and one label per image."""
+    fix = rebuild_fix(data_path)
+    part = blob.get(split)
+    if part is None:
+        if split == "val":
+            return None
+        raise InputError(data_path, split, "missing", fix)
+    if not isinstance(part, dict):
+        raise InputError(data_path, split, "is not a dict", fix)
+    labels = tensor(part, "labels", data_path, f"{split}.labels", ndim=1)
+    if "paths" in part:
+        checked_field(part, "root", str, data_path, f"{split}.root")
+        count = len(checked_field(part, "paths", list, data_path, f"{split}.paths"))
+    else:
+        count = len(tensor(part, "images", data_path, f"{split}.images", ndim=4))
+    if len(labels) != count:
+        problem = f"has {len(labels)} labels for {count} images"
+        raise InputError(data_path, f"{split}.labels", problem, fix)
+    return part
 
 
 def _part(data_path: str | Path, split: str) -> dict | None:
-    return _blob(data_path).get(split)
+    return checked_part(_blob(data_path), data_path, split)
 
 
 def zca_from_blob(blob: dict, meta: DatasetMeta) -> ZCA | None:
@@ -126,7 +189,7 @@ def load_split(data_path: str | Path, split: str, meta: DatasetMeta, workers: in
     `workers` processes); streamed datasets have no ZCA (prepare_dataset refuses it).
     """
     blob = _blob(data_path)
-    part = blob.get(split)
+    part = checked_part(blob, data_path, split)
     if part is None:
         return None
     if "paths" in part:
@@ -162,4 +225,15 @@ def source_files(data_path: str | Path, split: str, idx: torch.Tensor) -> list[s
 
 
 def load_set(path: str | Path) -> dict:
-    return load_torch(path)
+    """A set file, checked: finite images (N, C, H, W), N labels, and soft labels (N, K)
+    when it has them."""
+    blob = load_torch(path)
+    images = tensor(blob, "images", path, "images", ndim=4)
+    fields = {"labels": tensor(blob, "labels", path, "labels", ndim=1)}
+    if blob.get("soft_labels") is not None:
+        fields["soft_labels"] = tensor(blob, "soft_labels", path, "soft_labels", ndim=2)
+    for key, value in fields.items():
+        if len(value) != len(images):
+            problem = f"has {len(value)} rows for {len(images)} images"
+            raise InputError(path, key, problem, rebuild_fix(path))
+    return blob

@@ -1,6 +1,8 @@
-"""Reading score files for the leaderboard, the figures and the report, tolerant of files
-an older version wrote: a missing field is named in `missing`, never a crash, so the
-workflow's last steps always finish and say what they could not show.
+"""Reading score files for the leaderboard, the figures and the report. Every field they
+use is checked: a file that cannot be read in full is an error naming the file, the field
+and the fix (a leaderboard that ranked half a file would be wrong with exit 0). What can
+be recomputed or shown as unknown (an older file's summary or standard error, a diverged
+round's NaN) is named in `missing` instead, for the notes and the report.
 
 A score file is what `stages/score.py` writes: `method`, `metric`, `dataset`, `ipc`,
 `protocol_name`, `settings`, `protocols`, `seeds`, `rounds` (per round: `seed`, `terms`
@@ -10,13 +12,13 @@ rounds of each quantity and of each term's accuracy).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ddrank_steps import formulas, metric_registry, paths
-from ddrank_steps.runtime.checked_read import rebuild_fix
+from ddrank_steps.errors import InputError
+from ddrank_steps.runtime.checked_read import checked_field, number, read_cached_json, rebuild_fix
 
 
 @dataclass(frozen=True, order=True)
@@ -93,27 +95,33 @@ class Score:
 
 
 def read_score(path: str | Path) -> Score:
-    """A score file as a Score; what it lacks is listed in `missing`. An unreadable file
-    gives a Score named after its path with only `missing` filled in."""
+    """A score file as a Score. A file that cannot be read in full (damaged, cut short, a
+    field missing or of the wrong kind) is an InputError naming the file, the field and the
+    fix: a leaderboard must never rank what it could only half read. Only what can be
+    recomputed or shown as unknown is tolerated and listed in `missing`: a summary (from
+    the rounds), a standard error, a NaN headline (a diverged run)."""
     path = str(path)
-    method, metric = _names_from_path(path)
-    try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        unreadable = f"unreadable ({exc}); {rebuild_fix(path)}"
-        return Score(path, method, metric, missing=[unreadable])
+    raw = read_cached_json(path)
     if not isinstance(raw, dict):
-        return Score(path, method, metric, missing=["not a JSON object"])
-    score = Score(path, raw.get("method", method), raw.get("metric", metric))
-    _read_identity(score, raw)
-    _read_rounds(score, raw)
+        raise InputError(path, "file", "is not a JSON object", rebuild_fix(path))
+    text = {key: checked_field(raw, key, str, path, key) for key in ("method", "metric", "dataset")}
+    score = Score(path, text["method"], text["metric"], dataset=text["dataset"])
+    score.ipc = checked_field(raw, "ipc", int, path, "ipc")
+    score.protocol = checked_field(raw, "protocol_name", str, path, "protocol_name")
+    score.settings = checked_field(raw, "settings", dict, path, "settings")
+    score.protocols = checked_field(raw, "protocols", dict, path, "protocols")
     quantity_names = _read_metric(score)
-    summary = raw.get("summary") if isinstance(raw.get("summary"), dict) else None
-    if summary is None:
+    _read_rounds(score, raw)
+    if "summary" in raw:
+        summary = checked_field(raw, "summary", dict, path, "summary")
+    else:
         score.missing.append("field 'summary' (recomputed from the rounds)")
         summary = _summary_from_rounds(score.rounds, quantity_names)
     _read_quantities(score, summary, quantity_names)
-    score.diverged_terms = [str(t) for t in summary.get("diverged_terms") or []]
+    diverged = summary.get("diverged_terms") or []
+    if not isinstance(diverged, list):
+        raise InputError(path, "summary.diverged_terms", "is not a list", rebuild_fix(path))
+    score.diverged_terms = [str(t) for t in diverged]
     score.real_recipe = raw.get("real_recipe") if isinstance(raw.get("real_recipe"), dict) else None
     score.set_warnings = [str(w) for w in summary.get("set_warnings") or []]
     _read_terms(score, summary)
@@ -123,76 +131,86 @@ def read_score(path: str | Path) -> Score:
     return score
 
 
-def _read_identity(score: Score, raw: dict) -> None:
-    """The group fields (dataset, ipc, protocol name), the settings and the protocols."""
-    for key, attr in (("dataset", "dataset"), ("ipc", "ipc"), ("protocol_name", "protocol")):
-        if key in raw:
-            setattr(score, attr, int(raw[key]) if key == "ipc" else str(raw[key]))
-        else:
-            score.missing.append(f"field '{key}'")
-    score.settings = raw.get("settings") or {}
-    score.protocols = raw.get("protocols") or {}
-
-
 def _read_rounds(score: Score, raw: dict) -> None:
-    """The per-round values and their seeds (the file's, else each round's own)."""
-    score.rounds = [r for r in raw.get("rounds") or [] if isinstance(r, dict)]
-    if not score.rounds:
-        score.missing.append("field 'rounds' (no per-round values: no paired comparison)")
-    score.seeds = list(
-        raw.get("seeds") or [int(r.get("seed", i)) for i, r in enumerate(score.rounds)]
-    )
+    """The per-round values (each round's seed, its terms' accuracies, LRs and run files,
+    and the headline) and the seeds, every one checked."""
+    path = score.path
+    rounds = checked_field(raw, "rounds", list, path, "rounds")
+    if not rounds:
+        raise InputError(path, "rounds", "is empty", rebuild_fix(path))
+    for i, r in enumerate(rounds):
+        where = f"rounds[{i}]"
+        if not isinstance(r, dict):
+            raise InputError(path, where, "is not an object", rebuild_fix(path))
+        if "seed" in r:  # else the round's index, as files of older versions
+            checked_field(r, "seed", int, path, f"{where}.seed")
+        for term, t in checked_field(r, "terms", dict, path, f"{where}.terms").items():
+            name = f"{where}.terms.{term}"
+            number(checked_field(t, "acc", object, path, f"{name}.acc"), path, f"{name}.acc", True)
+            number(t.get("lr"), path, f"{name}.lr", nullable=True)
+            checked_field(t, "run", str, path, f"{name}.run")
+        if score.headline:
+            headline = checked_field(r, score.headline, object, path, f"{where}.{score.headline}")
+            number(headline, path, f"{where}.{score.headline}", nullable=True)
+    score.rounds = rounds
+    seeds = raw.get("seeds", [r.get("seed", i) for i, r in enumerate(rounds)])
+    if not isinstance(seeds, list) or not all(isinstance(x, int) for x in seeds):
+        raise InputError(path, "seeds", "is not a list of integers", rebuild_fix(path))
+    score.seeds = seeds
 
 
 def _read_metric(score: Score) -> tuple[str, ...]:
-    """Set the headline from the metric registry; the metric's quantity names (none for a
-    metric not in the registry)."""
+    """Set the headline from the metric registry; the metric's quantity names. A metric
+    the registry lacks cannot be ranked: an error."""
     metric_info = metric_registry.METRICS.get(score.metric)
     if metric_info is None:
-        score.missing.append(f"metric '{score.metric}' is not in the registry")
-        return ()
+        known = ", ".join(sorted(metric_registry.METRICS))
+        problem = f"'{score.metric}' is not a metric of this ddrank ({known})"
+        raise InputError(score.path, "metric", problem, rebuild_fix(score.path))
     score.headline = metric_info.headline
     return metric_info.quantities
 
 
 def _read_quantities(score: Score, summary: dict, quantity_names: tuple[str, ...]) -> None:
+    """Mean, std and standard error of each of the metric's quantities."""
     for q in quantity_names:
-        stats = summary.get(q)
-        if isinstance(stats, dict) and "mean" in stats:
-            score.quantities[q] = {
-                "mean": formulas.as_float(stats["mean"]),
-                "std": formulas.as_float(stats.get("std")),
+        stats = checked_field(summary, q, dict, score.path, f"summary.{q}")
+        values = {}
+        for part in ("mean", "std", "se"):
+            name = f"summary.{q}.{part}"
+            if part == "se" and part not in stats:
                 # NaN in score files from before the standard error was recorded
-                "se": formulas.as_float(stats.get("se")),
-            }
-        else:
-            score.missing.append(f"quantity '{q}'")
+                score.missing.append(f"the standard error of {q}")
+            elif part != "se":
+                checked_field(stats, part, object, score.path, name)
+            values[part] = formulas.as_float(number(stats.get(part), score.path, name, True))
+        score.quantities[q] = values
 
 
 def _read_terms(score: Score, summary: dict) -> None:
-    terms = summary.get("terms")
-    if isinstance(terms, dict):
-        score.terms = {
-            t: {"mean": formulas.as_float(s.get("mean")), "std": formulas.as_float(s.get("std"))}
-            for t, s in terms.items()
-            if isinstance(s, dict)
+    """Mean and std over rounds of each term's accuracy."""
+    terms = checked_field(summary, "terms", dict, score.path, "summary.terms")
+    for t, stats in terms.items():
+        name = f"summary.terms.{t}"
+        checked_field(terms, t, dict, score.path, name)
+        score.terms[t] = {
+            part: formulas.as_float(number(stats.get(part), score.path, f"{name}.{part}", True))
+            for part in ("mean", "std")
         }
-    else:
-        score.missing.append("term accuracies ('summary.terms')")
 
 
 def _summary_from_rounds(rounds: list[dict], quantities: tuple[str, ...]) -> dict:
+    unknown = {"mean": None, "std": None, "se": None}  # a round is NaN: a diverged run
     summary: dict = {}
     for q in quantities:
         values = [formulas.as_float(r.get(q)) for r in rounds]
-        if values and all(math.isfinite(v) for v in values):
-            summary[q] = formulas.mean_std(values)
-    names = {t for r in rounds for t in r.get("terms", {})}
+        summary[q] = formulas.mean_std(values) if all(map(math.isfinite, values)) else unknown
+    names = {t for r in rounds for t in r["terms"]}
     summary["terms"] = {}
     for t in sorted(names):
-        values = [formulas.as_float(r.get("terms", {}).get(t, {}).get("acc")) for r in rounds]
-        if values and all(math.isfinite(v) for v in values):
-            summary["terms"][t] = formulas.mean_std(values)
+        values = [formulas.as_float(r["terms"].get(t, {}).get("acc")) for r in rounds]
+        finite = all(map(math.isfinite, values))
+        summary["terms"][t] = formulas.mean_std(values) if finite else unknown
     return summary
 
 

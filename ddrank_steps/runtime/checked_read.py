@@ -15,13 +15,14 @@ import pickle
 from pathlib import Path
 
 from ddrank_steps.errors import InputError
+from ddrank_steps.runtime.rerun_command import rerun_command
 
 
 def rebuild_fix(path: str | Path) -> str:
     """How to get a cached result back: Snakemake reruns the job that writes it and every
-    job that reads it (deleting the file and rerunning does the same: rule all asks for
-    every cached result)."""
-    return f"rebuild it and what is made from it: snakemake --forcerun {path}"
+    job that reads it, with the config of this run (deleting the file and rerunning does
+    the same: rule all asks for every cached result)."""
+    return f"rebuild it and what is made from it: {rerun_command(path)}"
 
 
 # What to save instead, where PyTorch's own message would advise weights_only=False
@@ -86,3 +87,56 @@ def load_torch(path: str | Path, fix: str | None = None, field: str = "file", mm
         raise InputError(
             path, field, f"cannot be read by torch.load, it is damaged ({_first_line(exc)})", fix
         ) from None
+
+
+# --- the fields a consumer uses ----------------------------------------------------------
+# A file that parses can still be cut or edited into the wrong shape (a list for a dict, a
+# string for a number, a tensor of the wrong size). Readers check every field they use with
+# these, so the job fails naming the file and the field, never with a KeyError or a wrong
+# number further on.
+
+_KIND_WORDS = {dict: "an object", list: "a list", str: "a string", int: "an integer"}
+
+
+def checked_field(container: dict, key: str, kind: type, path, name: str, fix: str | None = None):
+    """`container[key]`, which must be of `kind` (`name`: the field's full name, such as
+    `rounds[0].seed`); missing or of another kind is an InputError naming file and field."""
+    fix = fix or rebuild_fix(path)
+    if not isinstance(container, dict) or key not in container:
+        raise InputError(path, name, "missing", fix)
+    value = container[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        problem = f"is {type(value).__name__} {value!r:.40}, expected {_KIND_WORDS.get(kind, kind)}"
+        raise InputError(path, name, problem, fix)
+    return value
+
+
+def number(value, path, name: str, nullable: bool = False, fix: str | None = None):
+    """A JSON number (null too when `nullable`: a diverged run's NaN is written as null),
+    returned as is; anything else is an InputError naming file and field."""
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        expected = "a number or null" if nullable else "a number"
+        problem = f"is {type(value).__name__} {value!r:.40}, expected {expected}"
+        raise InputError(path, name, problem, fix or rebuild_fix(path))
+    return value
+
+
+def tensor(blob: dict, key: str, path, name: str, ndim: int, fix: str | None = None):
+    """`blob[key]`, a tensor of `ndim` dimensions with finite values (for a float tensor);
+    otherwise an InputError naming the file and the field."""
+    import torch
+
+    fix = fix or rebuild_fix(path)
+    if not isinstance(blob, dict) or key not in blob:
+        raise InputError(path, name, "missing", fix)
+    value = blob[key]
+    if not isinstance(value, torch.Tensor):
+        raise InputError(path, name, f"is {type(value).__name__}, expected a tensor", fix)
+    if value.dim() != ndim:
+        shape = tuple(value.shape)
+        raise InputError(path, name, f"has shape {shape}, expected {ndim} dimensions", fix)
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise InputError(path, name, "holds NaN or infinite values", fix)
+    return value

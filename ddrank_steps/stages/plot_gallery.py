@@ -6,10 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-import torch
-
 from ddrank_steps import stage_cli
-from ddrank_steps.data.training_inputs import DatasetMeta, load_zca
+from ddrank_steps.data.training_inputs import DatasetMeta, load_set, load_zca
 from ddrank_steps.reporting import figure_output
 from ddrank_steps.reporting.gallery_figure import gallery_figure
 
@@ -19,11 +17,9 @@ log = logging.getLogger("ddrank.plot_gallery")
 def main(args: argparse.Namespace) -> None:
     meta = DatasetMeta.load(args.meta)
     zca = load_zca(args.data, meta) if meta.zca else None
-    panels = {
-        f"syn: {args.method}": torch.load(args.syn, map_location="cpu", weights_only=True),
-        f"rdm: random real subset (seed {args.rdm_seed})": torch.load(
-            args.rdm, map_location="cpu", weights_only=True
-        ),
+    panels = {  # checked reads: a damaged set is named, not drawn
+        f"syn: {args.method}": load_set(args.syn),
+        f"rdm: random real subset (seed {args.rdm_seed})": load_set(args.rdm),
     }
     title = f"{meta.name} · {args.method} beside a random subset of the same IPC"
     figure_output.save(gallery_figure(panels, meta, zca, title), figure_output.output_files(args))

@@ -4,24 +4,19 @@ grid, the selected point starred (the curves the run file records)."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 
 from ddrank_steps import stage_cli
 from ddrank_steps.reporting import figure_output, run_figures
+from ddrank_steps.reporting.run_records import read_run
 
 log = logging.getLogger("ddrank.plot_run")
 
 
 def main(args: argparse.Namespace) -> None:
-    try:
-        run = json.loads(Path(args.run).read_text())
-    except (OSError, ValueError) as exc:
-        log.warning("%s: unreadable (%s)", args.run, exc)
-        run = {}
+    run = read_run(args.run)  # a damaged run is an error naming it, not an empty figure
     figure_output.save(
-        run_figures.run_curves(run if isinstance(run, dict) else {}, args.run),
+        run_figures.run_curves(run, args.run),
         figure_output.output_files(args),
     )
     log.info("%s -> %s", args.run, args.svg)

@@ -14,20 +14,19 @@ import argparse
 import logging
 
 from ddrank_steps import formulas, metric_registry, stage_cli
-from ddrank_steps.errors import InputError
 from ddrank_steps.metric_registry import Metric
+from ddrank_steps.reporting.run_records import read_run
 from ddrank_steps.runtime.atomic_write import write_json
-from ddrank_steps.runtime.checked_read import read_cached_json, rebuild_fix
 from ddrank_steps.versions import software_versions
 
 log = logging.getLogger("ddrank.score")
 
 
 def read_term(path: str) -> dict:
-    run = read_cached_json(path)
-    selected = run.get("selected")
-    if not selected or "acc" not in selected:
-        raise InputError(path, "selected.acc", "missing", rebuild_fix(path))
+    """A term of the score from its run file (checked in full: a damaged one is an error
+    naming it, never a number in the score)."""
+    run = read_run(path)
+    selected = run["selected"]
     term = {"acc": selected["acc"], "lr": selected["lr"], "epoch": selected["epoch"], "run": path}
     term["diverged"] = every_lr_diverged(run)
     if warning := (run.get("set_info") or {}).get("value_range"):
@@ -123,7 +122,7 @@ def main(args: argparse.Namespace) -> None:
     out.update(
         {
             # the normalisation the method's images were read in, as the runs recorded it
-            "data": read_cached_json(first_run).get("data"),
+            "data": read_run(first_run).get("data"),
             "protocols": spec["protocols"],
             # which recipe trained real-hard and whether it is the reference's (none: no
             # trained real-hard term)

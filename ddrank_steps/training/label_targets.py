@@ -19,7 +19,7 @@ import torch
 
 from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.errors import ConfigError, InputError
-from ddrank_steps.runtime.checked_read import load_torch
+from ddrank_steps.runtime.checked_read import load_torch, rebuild_fix, tensor
 from ddrank_steps.training.teachers import Ensemble, load_ensemble
 
 HARD = "none"
@@ -62,16 +62,17 @@ def soft_targets(
         if not soft_labels_path:
             raise ConfigError("mode S with teacher labels needs --soft-labels")
         blob = load_torch(soft_labels_path)
-        soft = blob["soft_labels"].float()
+        soft = tensor(blob, "soft_labels", soft_labels_path, "soft_labels", ndim=2).float()
     else:
         return None
     if soft.shape != (num_images, num_classes):
-        raise InputError(
-            soft_labels_path or set_path,
-            "soft_labels",
-            f"shape {tuple(soft.shape)} for {num_images} images",
-            f"expected ({num_images}, {num_classes})",
+        path = soft_labels_path or set_path
+        expected = f"expected ({num_images}, {num_classes})"
+        # a teacher's labels are a cached result to rebuild; a set's came with the method
+        fix = (
+            rebuild_fix(path) if soft_labels_path else f"give the method's soft labels, {expected}"
         )
+        raise InputError(path, "soft_labels", f"has shape {tuple(soft.shape)}, {expected}", fix)
     return soft
 
 

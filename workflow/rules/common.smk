@@ -1,4 +1,5 @@
 import functools
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from ddrank_steps import metric_registry, paths
-from ddrank_steps.runtime import job_policy, run_lock, shared_cache
+from ddrank_steps.runtime import job_policy, rerun_command, run_lock, shared_cache
 from ddrank_steps.planning.code_inputs import (
     digest,
     leaderboard_sources,
@@ -121,7 +122,21 @@ RES = config["resources"]
 # the interpreter itself. The prefix also tells gpu_lease the slots per GPU.
 _USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 _PYTHON_DIR = None if _USE_CONDA else str(Path(sys.executable).parent)
-shell.prefix(job_policy.shell_prefix(REPO, _PYTHON_DIR, RES))
+# The arguments that select this run (config files, --config, working directory), for the
+# "Fix:" lines of the jobs' messages: pasted, they redo a result with the user's config.
+RERUN_ARGS = rerun_command.rerun_args(
+    launch_dir=os.environ.get("PWD"),  # the shell's: Snakemake has moved to --directory
+    run_dir=Path.cwd(),
+    snakefile=workflow.main_snakefile,
+    configfiles=workflow.config_settings.configfiles,
+    config_args=workflow.config_settings.config_args,
+    cores=workflow.resource_settings.cores,
+)
+# The policy's prefix ends with `exec` (the job replaces its shell), so it comes last.
+shell.prefix(
+    rerun_command.shell_export(RERUN_ARGS)
+    + job_policy.shell_prefix(REPO, _PYTHON_DIR, RES)
+)
 
 
 wildcard_constraints:
