@@ -139,13 +139,16 @@ def _real_data_path(d: Draft) -> None:
     d.dataset["root"] = d.ctx.resolve_path(str(d.ref["real_data_path"]))
 
 
-def _existing_if_absolute(d: Draft, key: str) -> None:
+def _existing_if_absolute(d: Draft, key: str, folder_may_be_new: bool = False) -> None:
     """An absolute path that is not here (often one of the config author's machine) is
-    refused naming the key, before the plan reports it under ddrank's own key name."""
+    refused naming the key, before the plan reports it under ddrank's own key name. A
+    folder that may be filled later (teacher_dir: the plan says which teachers it trains
+    instead) only needs its parent to be here."""
     from pathlib import Path
 
     path = Path(str(d.ref[key])).expanduser()
-    if path.is_absolute() and not path.exists():
+    where = path.parent if folder_may_be_new else path
+    if path.is_absolute() and not where.exists():
         raise ConfigError(
             f"{d.where}.{key}: {path} does not exist on this machine (a path of the "
             f"config's author?); edit {key} to where it is here"
@@ -307,7 +310,7 @@ def _teachers(d: Draft) -> None:
 
 def _teacher_dir(d: Draft) -> None:
     if d.ref.get("teacher_dir"):
-        _existing_if_absolute(d, "teacher_dir")
+        _existing_if_absolute(d, "teacher_dir", folder_may_be_new=True)
         d.config["teacher_dir"] = d.ctx.resolve_path(str(d.ref["teacher_dir"]))
 
 
