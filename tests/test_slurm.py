@@ -223,8 +223,9 @@ def run_through_slurm(workdir: Path, profile: Path) -> str:
 
 
 def test_a_training_job_cut_by_its_time_limit_resumes_on_its_retry(local_slurm, tmp_path):
-    """A syn run of ~2 min of epochs under a 1-min time limit: SLURM's warning signal
-    (`--signal=USR1@<lead>` from the profile, shortened here to fit the minute) makes it
+    """A syn run of more epochs than fit in a minute, even on an idle machine, under a
+    1-min time limit: SLURM's warning signal (`--signal=USR1@<lead>` from the profile,
+    shortened here to fit the minute) makes it
     checkpoint and exit, and the profile's retries resume it until it is done."""
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -233,7 +234,7 @@ def test_a_training_job_cut_by_its_time_limit_resumes_on_its_retry(local_slurm, 
     kmeans = config["methods"]["kmeans"]
     kmeans["metrics"] = {"lrs_hard": kmeans["metrics"]["lrs_hard"]}
     config["methods"] = {"kmeans": kmeans}
-    config["protocols"]["digits-dsa"].update(epochs=4000, test_interval=1000, lr_grid=[0.01])
+    config["protocols"]["digits-dsa"].update(epochs=10000, test_interval=1000, lr_grid=[0.01])
     config["resources"] = {"train_runtime": 1, "checkpoint_minutes": 0.1}
     write_config(workdir, config)
     profile = write_test_profile(tmp_path / "profile", local_slurm)
