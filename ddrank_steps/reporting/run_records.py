@@ -11,7 +11,13 @@ and the fix, before its accuracy reaches a score.
 from __future__ import annotations
 
 from ddrank_steps.errors import InputError
-from ddrank_steps.runtime.checked_read import checked_field, number, read_cached_json, rebuild_fix
+from ddrank_steps.runtime.checked_read import (
+    checked_field,
+    checked_records,
+    number,
+    read_cached_json,
+    rebuild_fix,
+)
 
 
 def read_run(path: str) -> dict:
@@ -42,13 +48,7 @@ def read_run(path: str) -> dict:
 
 def _check_lr_runs(run: dict, path: str) -> None:
     """Every LR's run: its LR and its curve of evaluated epochs."""
-    lr_runs = checked_field(run, "runs", list, path, "runs")
-    if not lr_runs:
-        raise InputError(path, "runs", "is empty", rebuild_fix(path))
-    for i, lr_run in enumerate(lr_runs):
-        where = f"runs[{i}]"
-        if not isinstance(lr_run, dict):
-            raise InputError(path, where, "is not an object", rebuild_fix(path))
+    for where, lr_run in checked_records(run, "runs", path):
         number(checked_field(lr_run, "lr", object, path, f"{where}.lr"), path, f"{where}.lr")
         for j, point in enumerate(checked_field(lr_run, "curve", list, path, f"{where}.curve")):
             name = f"{where}.curve[{j}]"

@@ -18,7 +18,13 @@ from pathlib import Path
 
 from ddrank_steps import formulas, metric_registry, paths
 from ddrank_steps.errors import InputError
-from ddrank_steps.runtime.checked_read import checked_field, number, read_cached_json, rebuild_fix
+from ddrank_steps.runtime.checked_read import (
+    checked_field,
+    checked_records,
+    number,
+    read_cached_json,
+    rebuild_fix,
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -135,13 +141,8 @@ def _read_rounds(score: Score, raw: dict) -> None:
     """The per-round values (each round's seed, its terms' accuracies, LRs and run files,
     and the headline) and the seeds, every one checked."""
     path = score.path
-    rounds = checked_field(raw, "rounds", list, path, "rounds")
-    if not rounds:
-        raise InputError(path, "rounds", "is empty", rebuild_fix(path))
-    for i, r in enumerate(rounds):
-        where = f"rounds[{i}]"
-        if not isinstance(r, dict):
-            raise InputError(path, where, "is not an object", rebuild_fix(path))
+    records = checked_records(raw, "rounds", path)
+    for where, r in records:
         if "seed" in r:  # else the round's index, as files of older versions
             checked_field(r, "seed", int, path, f"{where}.seed")
         for term, t in checked_field(r, "terms", dict, path, f"{where}.terms").items():
@@ -152,6 +153,7 @@ def _read_rounds(score: Score, raw: dict) -> None:
         if score.headline:
             headline = checked_field(r, score.headline, object, path, f"{where}.{score.headline}")
             number(headline, path, f"{where}.{score.headline}", nullable=True)
+    rounds = [r for _, r in records]
     score.rounds = rounds
     seeds = raw.get("seeds", [r.get("seed", i) for i, r in enumerate(rounds)])
     if not isinstance(seeds, list) or not all(isinstance(x, int) for x in seeds):

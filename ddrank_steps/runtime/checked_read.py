@@ -111,6 +111,18 @@ def checked_field(container: dict, key: str, kind: type, path, name: str, fix: s
     return value
 
 
+def checked_records(container: dict, key: str, path) -> list[tuple[str, dict]]:
+    """`container[key]` as a non-empty list of objects, each with the name an error would
+    give it (`key[i]`): a run's LR runs, a score's rounds."""
+    records = checked_field(container, key, list, path, key)
+    if not records:
+        raise InputError(path, key, "is empty", rebuild_fix(path))
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InputError(path, f"{key}[{i}]", "is not an object", rebuild_fix(path))
+    return [(f"{key}[{i}]", record) for i, record in enumerate(records)]
+
+
 def number(value, path, name: str, nullable: bool = False, fix: str | None = None):
     """A JSON number (null too when `nullable`: a diverged run's NaN is written as null),
     returned as is; anything else is an InputError naming file and field."""
