@@ -32,6 +32,7 @@ from ddrank_steps.data import dataset_store
 from ddrank_steps.data.datasets import SOURCES, FileSplit, check_settings, load_source
 from ddrank_steps.data.datasets.imagenet import SUBSETS, WNIDS
 from ddrank_steps.data.image_files import decode
+from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.errors import ConfigError, InputError
 from ddrank_steps.planning.checks import check_datasets
 
@@ -367,3 +368,57 @@ def test_resize_and_crop_is_torchvision_resize_then_centre_crop():
         theirs = np.asarray(F.center_crop(F.resize(image, [size], antialias=True), [size, size]))
         assert ours.shape == (size, size, 3)
         assert np.array_equal(ours, theirs), (w, h, size)
+
+
+# --- what a set is checked against before preparing -------------------------------------------
+
+DIGITS_STATS = {"mean": [0.3], "std": [0.4]}  # digits' own are measured when preparing
+
+
+def written_source(source: str, tmp_path: Path) -> dict:
+    """Tiny files of `source` in its format; its dataset settings."""
+    from test_cifar import write_cifar10, write_cifar100
+
+    if source == "digits":
+        return {"source": "digits", **DIGITS_STATS}
+    if source in ("CIFAR10", "CIFAR100"):
+        (write_cifar10 if source == "CIFAR10" else write_cifar100)(tmp_path)
+        return {"source": source, "root": str(tmp_path)}
+    if source in ("MNIST", "FashionMNIST"):
+        write_mnist(tmp_path / source / "raw", gz=False)
+        return {"source": source, "root": str(tmp_path)}
+    if source == "SVHN":
+        write_svhn(tmp_path)
+        return {"source": source, "root": str(tmp_path)}
+    root = write_imagenet_tree(tmp_path / "imagenet", full_tree_wnids(source))
+    return {"source": source, "root": str(root), "image_size": 8}
+
+
+@pytest.mark.parametrize("source", sorted(n for n, s in SOURCES.items() if s.facts is not None))
+def test_a_sources_facts_are_what_preparing_writes(source, tmp_path):
+    """The API checks a set against these facts instead of preparing the dataset first:
+    they must be what the prepare stage writes (`dataset_store.meta_before_preparing`)."""
+    settings = written_source(source, tmp_path)
+    early = dataset_store.meta_before_preparing("d", settings, need_class_names=False)
+    dataset_store.prepare("d", settings, str(tmp_path / "data.pt"), str(tmp_path / "meta.json"))
+    prepared = DatasetMeta.load(tmp_path / "meta.json")
+    for field in ("name", "num_classes", "channels", "height", "width", "max_value", "zca"):
+        assert getattr(early, field) == getattr(prepared, field), field
+    assert early.mean == pytest.approx(prepared.mean) and early.std == pytest.approx(prepared.std)
+    named = dataset_store.meta_before_preparing("d", settings, need_class_names=True)
+    if SOURCES[source].facts.classes is None:  # read from the files when preparing
+        assert early.classes == [] and named is None
+    else:
+        assert early.classes == named.classes == prepared.classes
+
+
+def test_facts_only_known_after_preparing_give_none(tmp_path):
+    """Digits' statistics are measured on its train split; TinyImageNet's, ImageNet-1K's
+    and ImageFolder's classes come from their files."""
+    assert dataset_store.meta_before_preparing("d", {"source": "digits"}) is None
+    assert dataset_store.meta_before_preparing("d", {"source": "digits", **DIGITS_STATS})
+    for source in ("TinyImageNet", "ImageNet1K", "ImageFolder"):
+        settings = {"source": source, "root": str(tmp_path), "image_size": 8, **DIGITS_STATS}
+        assert dataset_store.meta_before_preparing("d", settings) is None
+    with pytest.raises(ConfigError, match=r"datasets.c.mean/std need 3 values"):
+        dataset_store.meta_before_preparing("c", {"source": "CIFAR10", **DIGITS_STATS})

@@ -383,16 +383,33 @@ def test_lrs_soft_without_soft_label_mode_names_the_key(tmp_path, data):
         (torch.randn(10, 1, 32, 32), "does not match dataset CIFAR10"),  # channels
         (torch.randn(20, 3, 32, 32), "num_classes x ipc"),  # 2 per class at ipc 1
         (torch.randn(10, 3, 32), "(N, C, H, W)"),
+        (torch.randn(10, 3, 32, 32) * 300, "not in its normalised space"),  # value range
     ],
 )
-def test_a_wrong_tensor_is_refused_before_any_training(data, tmp_path, tensor, expected):
+def test_a_wrong_tensor_is_refused_before_any_job(data, tmp_path, tensor, expected):
     work = tmp_path / "work"
     path = reference_yaml(tmp_path / "hard.yaml", data)
     evaluator = LabelRobustScoreHard(Config.from_file(path), work_dir=work, real_protocols=REAL)
     with pytest.raises(InputError, match=re.escape(expected)):
         evaluator.compute_metrics(image_tensor=tensor)
+    # CIFAR-10's class count, shape and statistics are known without preparing it: no
+    # job ran, and a refused call leaves neither its set nor its config behind
+    assert not (work / "results").exists() and not (work / ".snakemake").exists()
+    assert not (work / "inputs").exists() and not (work / "configs").exists()
+
+
+def test_a_wrong_class_folder_set_is_refused_before_any_training(data, tmp_path):
+    """A class-folder set is matched to the class names, which CIFAR-10 reads from its
+    meta file: the dataset is prepared first (a cache, kept), nothing is trained."""
+    work = tmp_path / "work"
+    for name in ("cat", "dog", "frog"):
+        (tmp_path / "set" / name).mkdir(parents=True)
+    path = reference_yaml(tmp_path / "hard.yaml", data)
+    evaluator = LabelRobustScoreHard(Config.from_file(path), work_dir=work, real_protocols=REAL)
+    with pytest.raises(InputError, match=r"has 3 class folders .*dataset CIFAR10 has 10"):
+        evaluator.compute_metrics(image_path=str(tmp_path / "set"))
+    assert (work / "results" / "datasets" / "CIFAR10" / "meta.json").is_file()
     assert not (work / "results" / "runs").exists()
-    # a refused call leaves neither its set nor its config behind
     assert not (work / "inputs").exists() and not (work / "configs").exists()
 
 

@@ -83,3 +83,42 @@ def test_a_read_only_subfolder_stops_the_run_with_ddranks_message(tmp_path):
     assert "results/datasets/ is not writable" in text and "chmod -R u+w results" in text
     assert "Error in rule" not in text and "Traceback" not in text  # before any job
     assert os.access(tmp_path / "results" / "datasets", os.W_OK)
+
+
+def ddrank_check(path: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "ddrank_steps.api.ddrank_command", "check", str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def test_ddrank_check_says_what_is_wrong_with_a_config_in_one_line(tmp_path):
+    cases = {
+        binary_file(tmp_path / "model.yaml"): "cannot be read as text (byte 128 is not UTF-8)",
+        tmp_path / "broken.yaml": "cannot be parsed as YAML: expected ',' or ']'",
+        tmp_path / "bare.yaml": "(top level): 'datasets' is a required property",
+    }
+    (tmp_path / "broken.yaml").write_text("methods: [\n  a")
+    (tmp_path / "bare.yaml").write_text("methods: {}\n")
+    for path, problem in cases.items():
+        proc = ddrank_check(path)
+        assert proc.returncode == 2, proc.stderr
+        [line] = proc.stderr.strip().splitlines()
+        assert line.startswith("ddrank: error: ") and str(path) in line and problem in line
+    proc = ddrank_check(REPO / "config" / "config.yaml")
+    assert proc.returncode == 0, proc.stderr
+    assert "config.yaml: ok (methods: random, herding, kmeans)" in proc.stdout
+
+
+@pytest.mark.workflow
+def test_snakemake_with_a_binary_configfile_stops_before_any_job(tmp_path):
+    """Snakemake reads `--configfile` itself, before the workflow's code runs, and lets the
+    UnicodeDecodeError of a binary file through as a traceback that does not name the file
+    (snakemake/common/configfile.py catches only YAML errors): the README points to
+    `ddrank check`. If Snakemake ever says it briefly, the README's note can go."""
+    path = binary_file(tmp_path / "model.yaml")
+    cmd = snakemake_command(tmp_path, configfile=path)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and not (tmp_path / "results").exists()
+    assert "UnicodeDecodeError" in text
+    assert "Traceback" in text, "Snakemake now reports a binary --configfile briefly:\n" + text
+    assert ddrank_check(path).stderr.count("\n") == 1  # what the README offers instead

@@ -100,6 +100,10 @@ def _read(path: Path) -> dict:
             data = json.loads(text)
         else:
             raise ConfigError(f"{path}: a config is a .yaml, .yml or .json file")
+    except yaml.MarkedYAMLError as exc:  # one line: what and where, not PyYAML's excerpt
+        mark = exc.problem_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: cannot be parsed as YAML: {exc.problem}{at}") from None
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be parsed ({exc})") from None
     if not isinstance(data, dict):

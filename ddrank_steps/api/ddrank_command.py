@@ -9,6 +9,14 @@ config for one method that `snakemake --cores N --configfile OUT.yaml` runs. Eve
 mapped or refused by name (`api.translate`); the config is checked against the
 workflow's schema and planned before it is written, and what differs from the reference
 is printed and written at the top of the file.
+
+    ddrank check CONFIG.yaml
+
+checks a ddrank config as `snakemake --configfile CONFIG.yaml` does before any job (read,
+schema, plan), each problem one line naming the file. Snakemake reads a `--configfile`
+itself before the workflow's code runs, and a file that is not UTF-8 text (a checkpoint
+given by mistake) gets its ~50-line UnicodeDecodeError traceback instead
+(snakemake/common/configfile.py catches only YAML errors); this command says it in one.
 """
 
 from __future__ import annotations
@@ -29,8 +37,9 @@ from ddrank_steps.api.translate import (
     settings_with_defaults,
     translate,
 )
-from ddrank_steps.api.workflow_run import checked_plan
+from ddrank_steps.api.workflow_run import SCHEMA, checked_plan
 from ddrank_steps.errors import ConfigError, InputError
+from ddrank_steps.planning.schema import schema_problem
 
 NAME = re.compile(r"[^A-Za-z0-9_.+-]+")
 
@@ -72,6 +81,20 @@ def import_config(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    config = Config.from_file(path)  # one line for a file that is missing, binary, not YAML
+    problem = schema_problem(dict(config), SCHEMA, [str(path)])
+    if problem:  # the workflow's own first line (the detail follows it there)
+        raise ConfigError(problem.splitlines()[0])
+    _, plan = checked_plan(dict(config), str(path))
+    for note in plan.teacher_notes.values():
+        print(f"note: {note}", file=sys.stderr)
+    methods = ", ".join(config.get("methods") or {}) or "none"
+    print(f"{path}: ok (methods: {methods}); run it: snakemake --cores 2 --configfile {path}")
     return 0
 
 
@@ -127,6 +150,14 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--lr", help="the set's own learning rate: a number or a .pt/.txt file")
     imp.add_argument("-o", "--output", required=True, help="where to write the ddrank config")
     imp.set_defaults(func=import_config)
+    chk = sub.add_parser(
+        "check",
+        help="check a ddrank config as `snakemake --configfile` does, before any job",
+        description="Check a ddrank config (read, schema, plan) as `snakemake --configfile` "
+        "does before any job; each problem is one line naming the file.",
+    )
+    chk.add_argument("config", help="the ddrank config (YAML or JSON)")
+    chk.set_defaults(func=check)
     return p
 
 

@@ -5,8 +5,10 @@ An evaluator never trains. Each call
 1. stores the set (tensor, labels, soft labels, LR) content-addressed under the work
    directory, so the same tensor is the same method and another tensor another one;
 2. writes a ddrank config for that one method and metric (`translate.translate`)
-   and checks it (schema and plan), then prepares the dataset and checks the set against
-   it, so a wrong shape or class count is reported before any training;
+   and checks it (schema and plan), then checks the set against its dataset's facts
+   (class count, image shape, mean/std), so a wrong set is refused before any job runs
+   where the settings tell those facts, and before any training where only preparing
+   the dataset does (`_dataset_meta`);
 3. runs the workflow to the method's score (`workflow_run`), which trains only what the
    work directory does not hold yet: real-hard and rdm runs are shared by every call;
 4. reads the score file, prints the terms, writes `save_path` (one row per round, as the
@@ -117,8 +119,8 @@ class Evaluator:
         return result
 
     def _prepare(self, image_tensor, image_path, labels, soft_labels, syn_lr, weight) -> tuple:
-        """The set stored, its config written and checked, the dataset prepared and the set
-        checked against it: (checked config, config file, method, translation)."""
+        """The set stored, its config written and checked, and the set checked against its
+        dataset's facts: (checked config, config file, method, translation)."""
         if (image_tensor is None) == (image_path is None):
             raise InputError(
                 "compute_metrics",
@@ -156,11 +158,31 @@ class Evaluator:
         config_file = write_config(
             config, self.work_dir / "configs" / f"{method}.{self.METRIC}.yaml"
         )
-        dataset = next(iter(config["datasets"]))
-        meta = paths.DATASET_META.format(dataset=dataset)
-        run(config_file, self.work_dir, [meta], self.cores)
-        _check_set(checked, method, self.work_dir)
+        _check_set(checked, method, self._dataset_meta(checked, method, config_file))
         return checked, config_file, method, translation
+
+    def _dataset_meta(self, config: dict, method: str, config_file: Path):
+        """The dataset facts the method's set is checked against (None: nothing to check).
+        Known from the dataset's settings for most sources (`meta_before_preparing`), so a
+        wrong set is refused before any job runs and leaves no files behind. Otherwise
+        (digits' statistics are measured on its train split, TinyImageNet's, ImageNet-1K's
+        and ImageFolder's classes are read from their files, and a class-folder set is
+        matched to class names read from CIFAR's meta file) only preparing the dataset
+        tells them: it is prepared first, a cache the score's run then reuses."""
+        from ddrank_steps.data.dataset_store import meta_before_preparing
+        from ddrank_steps.data.training_inputs import DatasetMeta
+
+        entry = config["methods"][method]
+        settings = config["datasets"][entry["dataset"]]
+        if entry["images"].startswith("reference:") or settings.get("zca"):
+            return None  # built from the dataset; ZCA sets are checked against the fit
+        folder_set = Path(entry["images"]).is_dir()
+        meta = meta_before_preparing(entry["dataset"], settings, need_class_names=folder_set)
+        if meta is not None:
+            return meta
+        meta_file = paths.DATASET_META.format(dataset=entry["dataset"])
+        run(config_file, self.work_dir, [meta_file], self.cores)
+        return DatasetMeta.load(str(self.work_dir / meta_file))
 
     def _store_set(self, image_tensor, image_path, labels, soft_labels, lr) -> tuple:
         """(images, labels file, soft labels file, digest): a tensor set stored as one
@@ -338,18 +360,16 @@ def _check_folder(image_path) -> str:
     return str(folder)
 
 
-def _check_set(config: dict, method: str, work_dir: Path) -> None:
-    """The set read and checked against the prepared dataset as the syn_set job will,
-    so a wrong shape, class count or label is reported before any training."""
+def _check_set(config: dict, method: str, meta) -> None:
+    """The set read and checked against its dataset's facts `meta` as the syn_set job
+    will, so a wrong shape, class count, label or value range is reported before any
+    training (nothing to check when `meta` is None: a reference set, or a ZCA dataset,
+    whose syn_set job checks the set against the fit, which needs the data)."""
     from ddrank_steps.data.syn_import import import_set
-    from ddrank_steps.data.training_inputs import DatasetMeta
 
-    entry = config["methods"][method]
-    if entry["images"].startswith("reference:"):
+    if meta is None:
         return
-    meta = DatasetMeta.load(str(work_dir / paths.DATASET_META.format(dataset=entry["dataset"])))
-    if meta.zca:
-        return  # the syn_set job checks ZCA sets against the fit, which needs the data
+    entry = config["methods"][method]
     import_set(
         method,
         entry["images"],

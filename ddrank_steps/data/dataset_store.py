@@ -27,7 +27,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ddrank_steps.data.datasets import FileSplit, PixelSplit, RawDataset, load_source
+from ddrank_steps.data.datasets import (
+    SOURCES,
+    FileSplit,
+    PixelSplit,
+    RawDataset,
+    image_side,
+    load_source,
+)
 from ddrank_steps.data.datasets.imagenet import IMAGENET_SOURCES
 from ddrank_steps.data.image_files import RESIZE_RULE
 from ddrank_steps.data.training_inputs import DatasetMeta, zca_input
@@ -156,15 +163,24 @@ def choose_storage(name: str, settings: dict, splits: dict[str, Part]) -> Storag
     return Storage(kind, limit_gb, size_bytes)
 
 
+def given_stats(settings: dict, source_mean, source_std) -> tuple[list, list, str] | None:
+    """(mean, std, where they came from) when the config or the source gives them; None
+    when they are measured on the train split."""
+    if settings.get("mean") and settings.get("std"):
+        return list(settings["mean"]), list(settings["std"]), "config"
+    if source_mean is not None:
+        return list(source_mean), list(source_std), "source"
+    return None
+
+
 def normalisation(
     name: str, settings: dict, raw: RawDataset, train: Part, storage: Storage, workers: int
 ) -> tuple[list[float], list[float], str]:
     """(mean, std, where they came from): the config's, the source's, or measured on the
     train split (on a seeded sample of a streamed one)."""
-    if settings.get("mean") and settings.get("std"):
-        return list(settings["mean"]), list(settings["std"]), "config"
-    if raw.mean is not None:
-        return raw.mean, raw.std, "source"
+    given = given_stats(settings, raw.mean, raw.std)
+    if given is not None:
+        return given
     if storage.kind == "cached":
         mean, std = channel_stats(train.images, raw.max_value)
         return mean, std, "train split"
@@ -181,12 +197,50 @@ def image_shape(
         channels, height, width = 3, train.size, train.size
     else:
         channels, height, width = (int(d) for d in train.images.shape[1:])
+    check_stats(name, channels, mean, std)
+    return channels, height, width
+
+
+def check_stats(name: str, channels: int, mean: list[float], std: list[float]) -> None:
     if len(mean) != channels or len(std) != channels:
         raise ConfigError(
             f"datasets.{name}.mean/std need {channels} values (one per channel); "
             f"got {len(mean)} and {len(std)}"
         )
-    return channels, height, width
+
+
+def meta_before_preparing(
+    name: str, settings: dict, need_class_names: bool = False
+) -> DatasetMeta | None:
+    """What `prepare` will write to meta.json that a set is checked against (class count,
+    image shape, mean/std, zca), when the settings and the source's `Facts` tell it
+    without reading the dataset; None when only preparing tells: a source without facts
+    (TinyImageNet, ImageNet-1K, ImageFolder: classes from their files), statistics
+    measured on the train split (digits, unless the config gives mean/std), or class
+    names read from the files when `need_class_names` (a class-folder set is matched to
+    them). Without `need_class_names`, unknown names are left empty."""
+    source = SOURCES.get(settings.get("source"))
+    facts = source.facts if source is not None else None
+    if facts is None:
+        return None
+    stats = given_stats(settings, facts.mean, facts.std)
+    if stats is None or (need_class_names and facts.classes is None):
+        return None
+    mean, std, _ = stats
+    check_stats(name, facts.channels, mean, std)
+    side = image_side(settings)
+    return DatasetMeta(
+        name=name,
+        num_classes=facts.num_classes,
+        channels=facts.channels,
+        height=side,
+        width=side,
+        mean=mean,
+        std=std,
+        max_value=facts.max_value,
+        classes=list(facts.classes or ()),
+        zca=bool(settings.get("zca")),
+    )
 
 
 def zca_settings(name: str, settings: dict, storage: Storage) -> tuple[bool, float]:

@@ -49,6 +49,21 @@ class RawDataset:
 
 
 @dataclass(frozen=True)
+class Facts:
+    """What a source's prepared meta.json will say that is known from its name alone, no
+    file read: what a set is checked against before its dataset is prepared (the image side
+    is `image_side`). The loader's RawDataset states the same values; a test checks that
+    each source's facts match what preparing writes."""
+
+    num_classes: int
+    channels: int
+    max_value: float
+    mean: tuple[float, ...] | None = None  # None: measured on the train split
+    std: tuple[float, ...] | None = None
+    classes: tuple[str, ...] | None = None  # None: read from the dataset's files
+
+
+@dataclass(frozen=True)
 class Source:
     loader: Callable[[dict], RawDataset]
     files: bool = False  # yields FileSplits (decoded at prepare time, streamable)
@@ -59,6 +74,10 @@ class Source:
     # checks, before any job runs, that the files are where the settings say (cheap: no
     # image is read); None for a dataset that ships with a package
     check_layout: Callable[[dict], None] | None = None
+    # what its prepared meta will say, known before preparing; None when the class count
+    # or the image shape comes from the files (TinyImageNet's wnids.txt, ImageNet-1K's and
+    # ImageFolder's class folders)
+    facts: Facts | None = None
 
 
 SOURCES: dict[str, Source] = {}
@@ -76,9 +95,10 @@ def register_source(
     requires: tuple[str, ...] = (),
     size: int | None = None,
     check_layout: Callable[[dict], None] | None = None,
+    facts: Facts | None = None,
 ) -> None:
     SOURCES[name] = Source(
-        loader, files, frozenset(options), frozenset(requires), size, check_layout
+        loader, files, frozenset(options), frozenset(requires), size, check_layout, facts
     )
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddrank_steps.data.datasets import PixelSplit, RawDataset, register_source
+from ddrank_steps.data.datasets import Facts, PixelSplit, RawDataset, register_source
 from ddrank_steps.data.datasets.layout_checks import (
     loader_root,
     plan_root,
@@ -39,6 +39,7 @@ from ddrank_steps.errors import InputError
 log = logging.getLogger("ddrank.datasets.cifar")
 
 IMAGE_SHAPE = (3, 32, 32)
+MAX_VALUE = 255.0
 ROW_LENGTH = 3 * 32 * 32
 
 
@@ -71,6 +72,11 @@ class _Format:
     @property
     def fix(self) -> str:
         return root_fix(self.source, f"the folder that holds {self.folder}/")
+
+    @property
+    def facts(self) -> Facts:
+        """Its meta before preparing: the class names are read from its meta file."""
+        return Facts(self.num_classes, IMAGE_SHAPE[0], MAX_VALUE, self.mean, self.std)
 
 
 CIFAR10_FORMAT = _Format(
@@ -242,7 +248,7 @@ def load_format(settings: dict, fmt: _Format) -> RawDataset:
     return RawDataset(
         name=fmt.source,
         classes=classes,
-        max_value=255.0,
+        max_value=MAX_VALUE,
         train=train,
         test=test,
         mean=list(fmt.mean),
@@ -269,4 +275,5 @@ def register() -> None:
             partial(load_format, fmt=fmt),
             size=IMAGE_SHAPE[1],
             check_layout=partial(check_layout, fmt=fmt),
+            facts=fmt.facts,
         )

@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ddrank_steps.data.datasets import PixelSplit, RawDataset, register_source
+from ddrank_steps.data.datasets import Facts, PixelSplit, RawDataset, register_source
+
+# 0..16 grey levels; no fixed mean/std: measured on the train split when preparing
+FACTS = Facts(num_classes=10, channels=1, max_value=16.0, classes=tuple(str(c) for c in range(10)))
 
 
 def load(settings: dict) -> RawDataset:
@@ -35,8 +38,8 @@ def load(settings: dict) -> RawDataset:
 
     return RawDataset(
         name="digits",
-        classes=[str(c) for c in range(10)],
-        max_value=16.0,
+        classes=list(FACTS.classes),
+        max_value=FACTS.max_value,
         train=split(~test_mask),
         test=split(test_mask),
         notes={"test_fraction": test_fraction, "split_seed": int(settings.get("split_seed", 0))},
@@ -44,4 +47,4 @@ def load(settings: dict) -> RawDataset:
 
 
 def register() -> None:
-    register_source("digits", load, size=8)
+    register_source("digits", load, size=8, facts=FACTS)

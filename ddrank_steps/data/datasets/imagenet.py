@@ -20,7 +20,7 @@ import logging
 from functools import partial
 from pathlib import Path
 
-from ddrank_steps.data.datasets import RawDataset, register_source
+from ddrank_steps.data.datasets import Facts, RawDataset, register_source
 from ddrank_steps.data.datasets.layout_checks import loader_root, require_folder, root_fix
 from ddrank_steps.data.datasets.trees import class_tree_split, find_root, image_size
 from ddrank_steps.data.image_files import class_folders
@@ -177,6 +177,14 @@ def _check_val_is_sorted(root: Path, source: str) -> None:
         )
 
 
+def subset_facts(source: str) -> Facts:
+    """A subset's meta before preparing: its classes are fixed (ImageNet-1K's class
+    count and names are its train/ folders, so it has none)."""
+    wnids = tuple(subset_wnids(source))
+    mean, std = tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
+    return Facts(len(wnids), 3, 255.0, mean, std, wnids)
+
+
 def load_subset(settings: dict, source: str) -> RawDataset:
     root = _root(settings, source)
     size = image_size(settings, SUBSET_SIZE, source)
@@ -249,6 +257,7 @@ def register() -> None:
             options=("image_size",),
             size=SUBSET_SIZE,
             check_layout=partial(check_layout, source=source),
+            facts=subset_facts(source),
         )
     register_source(
         "ImageNet1K",

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddrank_steps.data.datasets import PixelSplit, RawDataset, register_source
+from ddrank_steps.data.datasets import Facts, PixelSplit, RawDataset, register_source
 from ddrank_steps.data.datasets.layout_checks import loader_root, plan_root, root_fix
 from ddrank_steps.errors import InputError
 
@@ -43,6 +43,11 @@ class _Format:
     classes: tuple[str, ...]
     mean: tuple[float]
     std: tuple[float]
+
+    @property
+    def facts(self) -> Facts:
+        """Its meta before preparing: 28 x 28 grey images."""
+        return Facts(len(self.classes), 1, 255.0, self.mean, self.std, self.classes)
 
 
 MNIST_FORMAT = _Format(
@@ -202,7 +207,7 @@ def load_format(settings: dict, fmt: _Format) -> RawDataset:
     return RawDataset(
         name=fmt.source,
         classes=list(fmt.classes),
-        max_value=255.0,
+        max_value=fmt.facts.max_value,
         train=_read_split(folder, "train", root, fmt),
         test=_read_split(folder, "test", root, fmt),
         mean=list(fmt.mean),
@@ -228,4 +233,5 @@ def register() -> None:
             partial(load_format, fmt=fmt),
             size=28,
             check_layout=partial(check_layout, fmt=fmt),
+            facts=fmt.facts,
         )

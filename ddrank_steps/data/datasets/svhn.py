@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddrank_steps.data.datasets import PixelSplit, RawDataset, register_source
+from ddrank_steps.data.datasets import Facts, PixelSplit, RawDataset, register_source
 from ddrank_steps.data.datasets.layout_checks import (
     loader_root,
     plan_root,
@@ -32,6 +32,7 @@ FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 # DC/DSA's SVHN statistics.
 MEAN = [0.4377, 0.4438, 0.4728]
 STD = [0.1980, 0.2010, 0.1970]
+FACTS = Facts(10, 3, 255.0, tuple(MEAN), tuple(STD), tuple(str(c) for c in range(10)))
 FIX = root_fix("SVHN", "the folder that holds train_32x32.mat and test_32x32.mat")
 
 
@@ -88,8 +89,8 @@ def load(settings: dict) -> RawDataset:
     root = loader_root(settings, "SVHN", layout, FIX, default="data/svhn", fetch=_download)
     return RawDataset(
         name="SVHN",
-        classes=[str(c) for c in range(10)],
-        max_value=255.0,
+        classes=list(FACTS.classes),
+        max_value=FACTS.max_value,
         train=_read(root / FILES["train"], root),
         test=_read(root / FILES["test"], root),
         mean=list(MEAN),
@@ -108,4 +109,4 @@ def check_layout(settings: dict) -> None:
 
 
 def register() -> None:
-    register_source("SVHN", load, size=32, check_layout=check_layout)
+    register_source("SVHN", load, size=32, check_layout=check_layout, facts=FACTS)
