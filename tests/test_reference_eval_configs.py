@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from format_writers import full_tree_wnids, write_imagenet_tree, write_tiny
-from test_cifar import write_cifar10, write_cifar100
+from format_writers import write_cached_weights, write_reference_root
 
 from ddrank_steps.api.ddrank_command import main as ddrank
 from ddrank_steps.api.workflow_run import checked_plan
@@ -160,11 +159,8 @@ GVBSM = {**CONFIGS["SRe2L-ImageNet1K"][1], "teacher_model_names": ENSEMBLE}
 def roots(tmp_path_factory) -> Path:
     """A folder with every dataset at the configs' data_path, in its real on-disk format."""
     base = tmp_path_factory.mktemp("eval_configs")
-    write_tiny(base / "dataset")
-    write_cifar10(base / "datasets")
-    write_cifar100(base / "datasets")
-    # one full-ImageNet tree serves ImageNet-1K and its subsets (planning reads no image)
-    write_imagenet_tree(base / "imagenet", full_tree_wnids("ImageNette"), per_split=(1, 1))
+    for _, ref in CONFIGS.values():
+        write_reference_root(ref["dataset"], base / ref["real_data_path"])
     return base
 
 
@@ -231,15 +227,8 @@ def test_a_trained_teacher_is_said_in_the_output_and_the_written_config(here, ca
 
 
 def test_a_teacher_ensemble_uses_pretrained_weights_from_the_local_cache(here, capsys):
-    import torchvision
-
-    # the weights of every member, where torch hub caches them (the file's content is the
-    # job's to check)
-    hub = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
-    hub.mkdir(parents=True)
-    for arch in ("resnet18", *ENSEMBLE[1:]):
-        url = torchvision.models.get_model_weights(arch).DEFAULT.url
-        (hub / url.rsplit("/", 1)[1]).write_bytes(b"weights")
+    # the weights of every member, where torch hub caches them
+    write_cached_weights(Path(os.environ["TORCH_HOME"]), ("resnet18", *ENSEMBLE[1:]))
     rc, err = import_config(here, "G-VBSM", "lrs_soft", copy.deepcopy(GVBSM), capsys)
     assert rc == 0, err
     _, plan = planned(here, "G-VBSM")
