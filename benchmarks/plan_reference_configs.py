@@ -68,11 +68,12 @@ def relocated(ref: dict, root: Path) -> dict:
 def check(source: Path, name: str, work: Path, args, env: dict) -> tuple[bool, str]:
     """(planned, the first error line) for one reference config, run from `work`."""
     ref = yaml.safe_load(source.read_text())
+    given = source  # imported as it is, so that errors name the reference's own file
     if args.relative_paths:
         ref = relocated(ref, work)
-    given = work / "ref" / f"{name}.yaml"
-    given.parent.mkdir(exist_ok=True)
-    given.write_text(yaml.safe_dump(ref, sort_keys=False))
+        given = work / "ref" / f"{name}.yaml"
+        given.parent.mkdir(exist_ok=True)
+        given.write_text(yaml.safe_dump(ref, sort_keys=False))
     data_path = Path(str(ref.get("real_data_path") or "."))
     if not data_path.is_absolute() or args.relative_paths:
         # an absolute author path is left as it is: the error must name it
