@@ -65,6 +65,12 @@ def run_fields(run_path: str) -> dict[str, str]:
     return match.groupdict()
 
 
+def is_given_run(run_path: str) -> bool:
+    """Whether a run file holds a known accuracy (GIVEN_RUN): nothing trained, so it has
+    no LR curve to draw."""
+    return _pattern_regex(GIVEN_RUN).fullmatch(run_path) is not None
+
+
 def run_figure_of(run_path: str) -> str:
     """The stem of the LR-curve figure of a run file."""
     return RUN_FIGURE.format(**run_fields(run_path))

@@ -10,6 +10,7 @@ uniform image stays uniform under bilinear resizing and centre cropping).
 from __future__ import annotations
 
 import gzip
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,87 @@ def write_image(path: Path, rgb: tuple[int, int, int] | np.ndarray, size=(12, 10
     fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     Image.fromarray(array).save(path, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return array
+
+
+# --- CIFAR python pickles --------------------------------------------------------------------
+
+PER_CLASS_PER_BATCH = 2  # CIFAR-10: 5 batches x 2 images per class -> 10 per class
+CIFAR10_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
+CIFAR100_NAMES = [f"class_{i:02d}" for i in range(100)]
+
+
+def dump_pickle(path: Path, blob: dict) -> None:
+    # bytes keys, as the real files (written by Python 2) have them
+    with open(path, "wb") as f:
+        pickle.dump(blob, f, protocol=2)
+
+
+def _cifar_batch(rng, labels: list[int], labels_key: bytes) -> tuple[dict, np.ndarray]:
+    data = rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8)
+    blob = {b"batch_label": b"fake", labels_key: labels, b"data": data}
+    return blob, data
+
+
+def write_cifar10(root: Path) -> dict:
+    """A CIFAR-10 tree: 5 train batches and a test batch, classes interleaved."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    train_data, train_labels = [], []
+    for i in range(1, 6):
+        labels = [c for _ in range(PER_CLASS_PER_BATCH) for c in range(10)]
+        rng.shuffle(labels)
+        labels = [int(x) for x in labels]
+        blob, data = _cifar_batch(rng, labels, b"labels")
+        dump_pickle(folder / f"data_batch_{i}", blob)
+        train_data.append(data)
+        train_labels += labels
+    test_labels = [c for c in range(10) for _ in range(3)]
+    blob, test_data = _cifar_batch(rng, test_labels, b"labels")
+    dump_pickle(folder / "test_batch", blob)
+    names = [n.encode() for n in CIFAR10_NAMES]
+    dump_pickle(folder / "batches.meta", {b"label_names": names, b"num_cases_per_batch": 20})
+    return {
+        "train_data": np.concatenate(train_data),
+        "train_labels": train_labels,
+        "test_data": test_data,
+        "test_labels": test_labels,
+    }
+
+
+def write_cifar100(root: Path) -> dict:
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    train_labels = [c for _ in range(2) for c in range(100)]
+    blob, train_data = _cifar_batch(rng, train_labels, b"fine_labels")
+    blob[b"coarse_labels"] = [c // 5 for c in train_labels]
+    dump_pickle(folder / "train", blob)
+    test_labels = list(range(100))
+    blob, test_data = _cifar_batch(rng, test_labels, b"fine_labels")
+    dump_pickle(folder / "test", blob)
+    meta = {
+        b"fine_label_names": [n.encode() for n in CIFAR100_NAMES],
+        b"coarse_label_names": [f"super_{i}".encode() for i in range(20)],
+    }
+    dump_pickle(folder / "meta", meta)
+    return {
+        "train_data": train_data,
+        "train_labels": train_labels,
+        "test_data": test_data,
+        "test_labels": test_labels,
+    }
 
 
 # --- MNIST idx --------------------------------------------------------------------------------
@@ -147,3 +229,43 @@ def write_folder_tree(root: Path, classes=("dog", "ant", "cat"), train=3, test=2
             write_image(root / test_dir / name / f"t{j}.png", code(k, 10 + j))
     (root / "train" / "notes.txt").write_text("not a class folder\n")
     return root
+
+
+# --- a reference config's dataset root ----------------------------------------------------------
+
+# the folder each format unpacks to: a data_path may name it or the folder that holds it
+UNPACKED = {"CIFAR10": "cifar-10-batches-py", "CIFAR100": "cifar-100-python"}
+UNPACKED["TinyImageNet"] = "tiny-imagenet-200"
+
+
+def write_reference_root(dataset: str, data_path: Path) -> None:
+    """A tiny `dataset` in its real on-disk format where a reference config's data_path
+    finds it. Several datasets may share one folder (the reference's configs put CIFAR,
+    TinyImageNet and ImageNet all under ./dataset/): each format has its own names there.
+    ImageNet-1K and its subsets share one full tree (planning reads no image)."""
+    root = data_path.parent if data_path.name == UNPACKED.get(dataset) else data_path
+    if dataset in UNPACKED and (root / UNPACKED[dataset]).exists():
+        return
+    if dataset == "CIFAR10":
+        write_cifar10(root)
+    elif dataset == "CIFAR100":
+        write_cifar100(root)
+    elif dataset == "TinyImageNet":
+        write_tiny(root)
+    elif dataset == "ImageNet1K" or dataset in SUBSETS:
+        if not (root / "train").is_dir():
+            write_imagenet_tree(root, full_tree_wnids("ImageNette"), per_split=(1, 1))
+    else:
+        raise ValueError(f"no writer for dataset {dataset!r}")
+
+
+def write_cached_weights(torch_home: Path, archs) -> None:
+    """A placeholder file where torch hub caches each torchvision model's default weights:
+    the plan only asks whether they are there (their content is the job's to check)."""
+    import torchvision
+
+    hub = torch_home / "hub" / "checkpoints"
+    hub.mkdir(parents=True, exist_ok=True)
+    for arch in archs:
+        url = torchvision.models.get_model_weights(arch).DEFAULT.url
+        (hub / url.rsplit("/", 1)[1]).write_bytes(b"weights")

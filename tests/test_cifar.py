@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import re
 import shutil
 from pathlib import Path
@@ -12,6 +11,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from format_writers import (
+    CIFAR10_NAMES,
+    CIFAR100_NAMES,
+    PER_CLASS_PER_BATCH,
+    dump_pickle,
+    write_cifar10,
+    write_cifar100,
+)
 from helpers import dry_run
 
 from ddrank_steps.data import dataset_store
@@ -19,84 +26,6 @@ from ddrank_steps.data.datasets import SOURCES, load_source
 from ddrank_steps.errors import ConfigError, InputError
 
 REPO = Path(__file__).resolve().parents[1]
-
-PER_CLASS_PER_BATCH = 2  # CIFAR-10: 5 batches x 2 images per class -> 10 per class
-CIFAR10_NAMES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
-CIFAR100_NAMES = [f"class_{i:02d}" for i in range(100)]
-
-
-def _dump(path: Path, blob: dict) -> None:
-    # bytes keys, as the real files (written by Python 2) have them
-    with open(path, "wb") as f:
-        pickle.dump(blob, f, protocol=2)
-
-
-def _batch(rng, labels: list[int], labels_key: bytes) -> tuple[dict, np.ndarray]:
-    data = rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8)
-    blob = {b"batch_label": b"fake", labels_key: labels, b"data": data}
-    return blob, data
-
-
-def write_cifar10(root: Path) -> dict:
-    """A CIFAR-10 tree: 5 train batches and a test batch, classes interleaved."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    train_data, train_labels = [], []
-    for i in range(1, 6):
-        labels = [c for _ in range(PER_CLASS_PER_BATCH) for c in range(10)]
-        rng.shuffle(labels)
-        labels = [int(x) for x in labels]
-        blob, data = _batch(rng, labels, b"labels")
-        _dump(folder / f"data_batch_{i}", blob)
-        train_data.append(data)
-        train_labels += labels
-    test_labels = [c for c in range(10) for _ in range(3)]
-    blob, test_data = _batch(rng, test_labels, b"labels")
-    _dump(folder / "test_batch", blob)
-    names = [n.encode() for n in CIFAR10_NAMES]
-    _dump(folder / "batches.meta", {b"label_names": names, b"num_cases_per_batch": 20})
-    return {
-        "train_data": np.concatenate(train_data),
-        "train_labels": train_labels,
-        "test_data": test_data,
-        "test_labels": test_labels,
-    }
-
-
-def write_cifar100(root: Path) -> dict:
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    train_labels = [c for _ in range(2) for c in range(100)]
-    blob, train_data = _batch(rng, train_labels, b"fine_labels")
-    blob[b"coarse_labels"] = [c // 5 for c in train_labels]
-    _dump(folder / "train", blob)
-    test_labels = list(range(100))
-    blob, test_data = _batch(rng, test_labels, b"fine_labels")
-    _dump(folder / "test", blob)
-    meta = {
-        b"fine_label_names": [n.encode() for n in CIFAR100_NAMES],
-        b"coarse_label_names": [f"super_{i}".encode() for i in range(20)],
-    }
-    _dump(folder / "meta", meta)
-    return {
-        "train_data": train_data,
-        "train_labels": train_labels,
-        "test_data": test_data,
-        "test_labels": test_labels,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +119,7 @@ def test_corrupt_batch_is_an_input_error(trees, tmp_path):
     (root / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
     with pytest.raises(InputError, match=r"test_batch: field 'file': cannot be read as a pickle"):
         load_source("CIFAR10", {"root": str(root)})
-    _dump(root / "cifar-10-batches-py" / "test_batch", {b"data": np.zeros((2, 10), np.uint8)})
+    dump_pickle(root / "cifar-10-batches-py" / "test_batch", {b"data": np.zeros((2, 10), np.uint8)})
     with pytest.raises(InputError, match=r"field 'labels': missing"):
         load_source("CIFAR10", {"root": str(root)})
 

@@ -105,3 +105,16 @@ def test_the_leaderboard_says_which_term_was_given(tmp_path):
     path.write_text(json.dumps(s))
     table = leaderboard.rows([str(path)])
     assert table.loc[0, "lrs_hard_given"] == "table"
+
+
+@pytest.mark.workflow
+def test_a_known_accuracy_dry_runs_with_no_curve_asked_of_it(config, tmp_path):
+    """A given term trains nothing, so the report asks no LR-curve figure of it (one it
+    asked for had no rule to make it: `snakemake -n` failed on the reference's ImageNet
+    configs, whose eval_full_data is false)."""
+    from helpers import dry_run, job_counts
+
+    config["real_accuracies"] = {"digits-ConvNet-3": {"accuracy": 0.97, "source": "my paper"}}
+    text = dry_run(tmp_path, config)
+    assert job_counts(text)["given_accuracy"] == 3
+    assert "figures/runs/digits/real-given/" not in text

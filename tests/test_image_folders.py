@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from format_writers import write_image
+from format_writers import write_cifar10, write_image
 from PIL import Image
-from test_cifar import write_cifar10
 
 from ddrank_steps.data import dataset_store
 from ddrank_steps.data.png_folder import read_png_folder, write_png_folder

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_cifar import write_cifar10
+from format_writers import write_cifar10
 from test_transforms import REFERENCE_YAML
 
 from ddrank_steps.api.config import Config

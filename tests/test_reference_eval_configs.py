@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from format_writers import full_tree_wnids, write_imagenet_tree, write_tiny
-from test_cifar import write_cifar10, write_cifar100
+from format_writers import write_cached_weights, write_reference_root
 
 from ddrank_steps.api.ddrank_command import main as ddrank
 from ddrank_steps.api.workflow_run import checked_plan
@@ -150,6 +149,31 @@ CONFIGS = {
             ],
         },
     ),
+    # DATM on TinyImageNet: ZCA, mode S with SCE, data_path the folder that holds
+    # tiny-imagenet-200/ beside the other datasets' folders
+    "DATM-TinyImageNet-zca": (
+        "lrs_soft",
+        {**SOFT, **TINY, "real_data_path": "./dataset/", "ipc": 1, "model_name": "ConvNet-4"}
+        | {"use_zca": True, "soft_label_mode": "S", "soft_label_criterion": "sce"}
+        | {"data_aug_func": "dsa", "aug_params": DSA, "use_aug_for_hard": True}
+        | {"optimizer": "sgd", "lr_scheduler": "step", "step_size": 500, "momentum": 0.9}
+        | {"eval_full_data": True, "random_data_format": "tensor"},
+    ),
+    # SRe2L on TinyImageNet with a torchvision v2 transform after Normalize, no momentum
+    "SRe2L-TinyImageNet-noise": (
+        "lrs_soft",
+        {**SOFT, **TINY, "real_data_path": "./datasets/", "ipc": 50}
+        | {"model_name": "ResNet-18-BN", "stu_use_torchvision": True, "eval_full_data": False}
+        | {"tea_use_torchvision": True, "teacher_model_names": ["ResNet-18-BN"]}
+        | {
+            "custom_train_trans": [
+                {"name": "RandomResizedCrop", "args": {"size": 64, "scale": [0.08, 1.0]}},
+                {"name": "ToTensor"},
+                {"name": "Normalize", "args": IMAGENET_NORM},
+                {"name": "GaussianNoise", "args": {"mean": 0.0, "sigma": 0.1, "clip": False}},
+            ]
+        },
+    ),
 }
 # G-VBSM on ImageNet-1K: a teacher ensemble of torchvision names, none under teacher_dir
 ENSEMBLE = ["ResNet-18-BN", "mobilenet_v2", "shufflenet_v2_x0_5"]
@@ -160,11 +184,8 @@ GVBSM = {**CONFIGS["SRe2L-ImageNet1K"][1], "teacher_model_names": ENSEMBLE}
 def roots(tmp_path_factory) -> Path:
     """A folder with every dataset at the configs' data_path, in its real on-disk format."""
     base = tmp_path_factory.mktemp("eval_configs")
-    write_tiny(base / "dataset")
-    write_cifar10(base / "datasets")
-    write_cifar100(base / "datasets")
-    # one full-ImageNet tree serves ImageNet-1K and its subsets (planning reads no image)
-    write_imagenet_tree(base / "imagenet", full_tree_wnids("ImageNette"), per_split=(1, 1))
+    for _, ref in CONFIGS.values():
+        write_reference_root(ref["dataset"], base / ref["real_data_path"])
     return base
 
 
@@ -231,15 +252,8 @@ def test_a_trained_teacher_is_said_in_the_output_and_the_written_config(here, ca
 
 
 def test_a_teacher_ensemble_uses_pretrained_weights_from_the_local_cache(here, capsys):
-    import torchvision
-
-    # the weights of every member, where torch hub caches them (the file's content is the
-    # job's to check)
-    hub = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
-    hub.mkdir(parents=True)
-    for arch in ("resnet18", *ENSEMBLE[1:]):
-        url = torchvision.models.get_model_weights(arch).DEFAULT.url
-        (hub / url.rsplit("/", 1)[1]).write_bytes(b"weights")
+    # the weights of every member, where torch hub caches them
+    write_cached_weights(Path(os.environ["TORCH_HOME"]), ("resnet18", *ENSEMBLE[1:]))
     rc, err = import_config(here, "G-VBSM", "lrs_soft", copy.deepcopy(GVBSM), capsys)
     assert rc == 0, err
     _, plan = planned(here, "G-VBSM")
@@ -247,6 +261,45 @@ def test_a_teacher_ensemble_uses_pretrained_weights_from_the_local_cache(here, c
     assert [t["source"] for t in teachers] == ["pretrained"] * 3
     assert teachers[0]["model"] == "torchvision:resnet18"
     assert "pretrained weights" in err
+
+
+def test_an_ars_ensemble_of_four_without_weight_decay_plans_and_says_so(here, capsys):
+    """G-VBSM's ARS shape: four torchvision teachers, one batch_size, LRS-only keys, and
+    no weight_decay (the reference reads None there and its AdamW raises)."""
+    write_cached_weights(
+        Path(os.environ["TORCH_HOME"]), ("resnet18", *ENSEMBLE[1:], "efficientnet_b0")
+    )
+    ref = {k: v for k, v in GVBSM.items() if k not in ("weight_decay", "syn_batch_size")}
+    ref = {k: v for k, v in ref.items() if k != "real_batch_size"}
+    ref |= {"label_type": "soft", "batch_size": 512, "eval_full_data": False}
+    ref["teacher_model_names"] = [*ENSEMBLE, "efficientnet_b0"]
+    rc, err = import_config(here, "G-VBSM-ARS", "ars", ref, capsys)
+    assert rc == 0, err
+    assert "eval_full_data: not read by AugmentationRobustScore" in err
+    assert "weight_decay not set: the reference reads None" in err
+    config, plan = planned(here, "G-VBSM-ARS")
+    protocol = config["protocols"]["ars"]
+    assert protocol["weight_decay"] == 0.0005 and protocol["batch_size"] == 512
+    teachers = plan.scores[("G-VBSM-ARS", "ars")]["protocols"]["syn-aug"]["teachers"]
+    assert [t["source"] for t in teachers] == ["pretrained"] * 4
+
+
+def test_a_soft_config_without_teachers_uses_the_student_model_and_says_so(here, capsys):
+    """The reference fails loading teachers from None; ddrank's is the student's model."""
+    ref = {k: v for k, v in CONFIGS["SRe2L-CIFAR100"][1].items() if k != "teacher_model_names"}
+    rc, err = import_config(here, "no-teachers", "lrs_soft", ref, capsys)
+    assert rc == 0, err
+    assert "teacher_model_names not set" in err and "student's model ResNet-18-BN" in err
+    _, plan = planned(here, "no-teachers")
+    teachers = plan.scores[("no-teachers", "lrs_soft")]["protocols"]["syn-any"]["teachers"]
+    assert [t["model"] for t in teachers] == ["ResNet-18-BN"]
+
+
+def test_a_v2_transform_after_normalize_is_kept(here, capsys):
+    import_config(here, "noise", *CONFIGS["SRe2L-TinyImageNet-noise"], capsys)
+    config, _ = planned(here, "noise")
+    last = config["protocols"]["lrs_soft"]["train_transforms"][-1]
+    assert last == {"name": "GaussianNoise", "args": {"mean": 0.0, "sigma": 0.1, "clip": False}}
 
 
 def test_a_teacher_that_can_be_none_of_them_is_one_error_naming_all_three(here, capsys):

@@ -59,6 +59,7 @@ def import_config(args: argparse.Namespace) -> int:
         soft_labels=args.soft_labels,
         lr=args.lr,
         train_unknown_real=True,
+        from_config=True,
     )
     translation = translate(settings, context)
     notes = [*ignored, *translation.notes, *_api_only_notes(args, translation)]

@@ -87,6 +87,7 @@ class Evaluator:
         given.update(kwargs)  # keywords beside a config win
         given = {k: _transform_spec(k, v) for k, v in given.items()}
         self.where = where
+        self.from_config = config is not None
         self.given_keys = set(given)
         self.settings, self.notes = settings_with_defaults(
             given, self.METRIC, where, config is not None
@@ -146,6 +147,7 @@ class Evaluator:
             resolve_path=lambda p: str(Path(p).absolute()),
             cuda_devices=_cuda_devices(),
             has_soft_labels=soft_labels is not None,
+            from_config=self.from_config,
         )
         translation = translate(self.settings, context)
         config = translation.config

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ddrank_steps.api.reference_defaults import (
+    CLASSES,
     COMPUTE_DEFAULTS,
     DEFAULTS,
     IF_NULL,
@@ -242,7 +243,17 @@ def _optimizer(d: Draft) -> None:
 
 
 def _weight_decay(d: Draft) -> None:
-    d.protocol["weight_decay"] = float(d.ref["weight_decay"])
+    value = d.ref.get("weight_decay")
+    omitted = d.ctx.from_config and not d.given("weight_decay")
+    if value is None or (omitted and d.ctx.metric != "accuracy"):
+        # a file that omits it gives the reference None, which its optimiser refuses
+        # (GeneralEvaluator alone reads its keys with fallbacks)
+        value = d.class_keys["weight_decay"]
+        d.note(
+            f"weight_decay not set: the reference reads None and its optimiser raises; ddrank "
+            f"uses {CLASSES[d.ctx.metric]}'s default {value} (set weight_decay to choose)"
+        )
+    d.protocol["weight_decay"] = float(value)
 
 
 def _scheduler(d: Draft) -> None:
@@ -299,6 +310,15 @@ def _loss_fn_kwargs(d: Draft) -> None:
 def _teachers(d: Draft) -> None:
     names = d.ref.get("teacher_model_names") or []
     if not names:
+        # the planner's teacher is then the student's model (teacher_plan), as
+        # GeneralEvaluator's fallback has it; the other classes fail
+        if d.ctx.metric == "accuracy":
+            return
+        d.note(
+            f"teacher_model_names not set: the reference fails loading teachers from None; "
+            f"ddrank's teacher is the student's model {d.ref['model_name']} (set "
+            "teacher_model_names to choose)"
+        )
         return
     use_torchvision = bool(d.ref.get("tea_use_torchvision"))
     teachers = []

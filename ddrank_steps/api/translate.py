@@ -74,6 +74,9 @@ class Context:
     # with a note (import-config: the reference's own demo asks for one it lacks); without
     # it the planner reports the missing entry
     train_unknown_real: bool = False
+    # the settings came from a config (a file or a dict): a key it omits is None in the
+    # reference, not its constructor's default
+    from_config: bool = False
 
     @property
     def soft_labels_given(self) -> bool:

@@ -177,14 +177,16 @@ def _run_set(run: str) -> str:
 
 def _runs_of(score: Score) -> list[str]:
     """The score's run files that are where the workflow writes runs (an older or moved
-    result may list others: their curves cannot be found)."""
+    result may list others: their curves cannot be found), less known accuracies (no
+    curve)."""
     runs = []
     for run in score.run_files():
         try:
             paths.run_fields(run)
         except ValueError:
             continue
-        runs.append(run)
+        if not paths.is_given_run(run):
+            runs.append(run)
     return runs
 
 

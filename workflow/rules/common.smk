@@ -268,12 +268,14 @@ def svg(stem):
 
 def report_figures():
     """Every figure the report shows, as SVG: the groups', the scores' terms, the runs'
-    curves and the methods' galleries."""
+    curves (a known accuracy has none) and the methods' galleries."""
     figures = [svg(group.figure) for group in GROUPS]
     for (method, metric), spec in PLAN.scores.items():
         figures.append(svg(paths.TERMS_FIGURE.format(method=method, metric=metric)))
         figures += [
-            svg(paths.run_figure_of(run)) for run in PLAN.score_inputs(method, metric)
+            svg(paths.run_figure_of(run))
+            for run in PLAN.score_inputs(method, metric)
+            if not paths.is_given_run(run)
         ]
     for name in sorted({method for method, _ in PLAN.scores}):
         dataset = PLAN.method(name)["dataset"]
