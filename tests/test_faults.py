@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -170,6 +171,44 @@ def test_a_killed_training_job_is_the_only_one_redone(workdir):
     assert redone_downstream_only(rewritten(before, mtimes(workdir)))  # nothing else redone
     assert (workdir / SYN_RUNS).is_dir()
     assert_complete_leaderboard(workdir)
+
+
+def test_in_a_slurm_job_the_warning_signal_stops_the_training_not_snakemake(workdir):
+    """What SLURM's warning (`--signal=USR1@<lead>`, the SLURM profile) does to a job step:
+    SIGUSR1 to every process of it, Snakemake's own among them (the plugin runs one in each
+    SLURM job). There Snakemake ignores it (workflow/rules/common.smk: by default it would
+    die of it, and its job with it), the training job writes its checkpoint and exits 75,
+    and Snakemake reports a failed job, which its retry (or a rerun) resumes.
+    tests/test_slurm.py does the same through a real SLURM time limit."""
+    config = fault_config()
+    config["protocols"]["digits-dsa"].update(epochs=20000, test_interval=10000)
+    config["resources"] = {"checkpoint_minutes": 0}  # one after every epoch: resumable at once
+    write_config(workdir, config)
+    run = subprocess.Popen(
+        snakemake_command(workdir, "--show-failed-logs"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a job step's processes
+        env={**os.environ, "SLURM_JOB_ID": "1"},  # as inside a SLURM job
+    )
+    try:
+        wait_for_training(workdir, run)
+        deadline = time.monotonic() + 120
+        while not list((workdir / "results" / "checkpoints").rglob("*.pt")):
+            assert time.monotonic() < deadline and run.poll() is None, "no checkpoint written"
+            time.sleep(0.05)
+        os.killpg(run.pid, signal.SIGUSR1)
+        text = run.communicate(timeout=300)[0]
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.communicate(timeout=60)
+    assert run.returncode == 1, (run.returncode, text[-5000:])  # -10: killed by SIGUSR1
+    assert "Error in rule train" in text
+    assert re.search(r"stopped after epoch \d+ on SIGUSR1", text), text[-5000:]
+    assert "exiting with 75" in text
+    assert list((workdir / "results" / "checkpoints").rglob("*.pt"))  # kept, to resume from
 
 
 def test_a_killed_snakemake_leaves_a_stale_lock_that_unlock_clears(workdir):

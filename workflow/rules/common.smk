@@ -1,11 +1,30 @@
 import functools
 import os
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
+
+# SLURM's warning before a time limit (`--signal=USR1@<lead>`, workflow/profiles/slurm)
+# goes to every process of the job's steps. Under the SLURM executor those include the
+# job step's own Snakemake (the plugin runs `srun ... python -m snakemake` inside each
+# SLURM job), which, like any Python process, dies of SIGUSR1 by default: the step then
+# ended at once ("task 0: User defined signal 1"), taking the training process with it
+# before it could checkpoint and exit 75. So every Snakemake process inside a SLURM job
+# ignores it, as soon as it reads the workflow (a second or two after it starts); its
+# jobs inherit that, and only the train stage, which installs its own handler
+# (runtime/preemption.py), acts on it. Outside a SLURM job nothing changes. Only the
+# main thread may set a handler (a run through the API may load the workflow elsewhere).
+if (
+    os.environ.get("SLURM_JOB_ID")
+    and threading.current_thread() is threading.main_thread()
+    and signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+):
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 # The stages are the ddrank_steps package next to workflow/; jobs run that copy, so the
 # code whose digest each job carries as its `code` param is the code it runs.
