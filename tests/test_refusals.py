@@ -108,6 +108,19 @@ def test_ddrank_check_says_what_is_wrong_with_a_config_in_one_line(tmp_path):
     assert "config.yaml: ok (methods: random, herding, kmeans)" in proc.stdout
 
 
+def test_a_config_the_api_writes_is_refused_with_the_schema_line_not_snakemakes(tmp_path):
+    """The API and import-config check a config before writing it: the error names the key
+    and the closest valid one, as the workflow does, not "Error validating config file"."""
+    from ddrank_steps.api.workflow_run import check_config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["num_evall"] = config.pop("num_eval", 5)
+    with pytest.raises(ConfigError) as raised:
+        check_config(config, "work/configs/kmeans.yaml")
+    [line] = str(raised.value).splitlines()
+    assert "work/configs/kmeans.yaml" in line and "num_evall" in line and "num_eval" in line
+
+
 @pytest.mark.workflow
 def test_snakemake_with_a_binary_configfile_stops_before_any_job(tmp_path):
     """Snakemake reads `--configfile` itself, before the workflow's code runs, and lets the

@@ -39,9 +39,15 @@ def checked_plan(config: dict, where: str):
     from snakemake.utils import validate
 
     from ddrank_steps.planning.builder import build_plan
+    from ddrank_steps.planning.schema import schema_problem
 
     checked = yaml.safe_load(yaml.safe_dump(config))  # plain types, as the file will hold
-    try:
+    # the workflow's own first line (key path, what is wrong, the closest valid key), not
+    # Snakemake's bare "Error validating config file"
+    problem = schema_problem(checked, SCHEMA, [where])
+    if problem:
+        raise ConfigError(problem.splitlines()[0])
+    try:  # fills in the schema's defaults, as the workflow's own validate does
         validate(checked, str(SCHEMA))
     except WorkflowError as exc:
         raise ConfigError(f"{where}: {str(exc).splitlines()[0]}") from None
