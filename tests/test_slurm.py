@@ -203,16 +203,22 @@ def test_tiny_workflow_runs_through_sbatch_to_a_complete_leaderboard(local_slurm
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
-def run_through_slurm(workdir: Path, profile: Path, timeout_s: int = RUN_TIMEOUT_S) -> str:
-    """The workflow in `workdir` through sbatch with `profile`; its output, once it ended
-    well (SIGINT after `timeout_s`: the plugin then cancels its jobs)."""
-    cmd = [
+def slurm_command(workdir: Path, profile: Path, timeout_s: int) -> list[str]:
+    """Snakemake on the workflow in `workdir` with `profile`, SIGINT after `timeout_s` (the
+    plugin then cancels its jobs)."""
+    return [
+        *("timeout", "-s", "INT", "-k", "30", str(timeout_s)),
         *(sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)),
         *("--directory", str(workdir), "--configfile", str(workdir / "config.yaml")),
         *("--workflow-profile", str(profile)),
     ]
+
+
+def run_through_slurm(workdir: Path, profile: Path, timeout_s: int = RUN_TIMEOUT_S) -> str:
+    """The workflow in `workdir` through sbatch with `profile`; its output, once it ended
+    well (SIGINT after `timeout_s`: the plugin then cancels its jobs)."""
     proc = subprocess.run(
-        ["timeout", "-s", "INT", "-k", "30", str(timeout_s), *cmd],
+        slurm_command(workdir, profile, timeout_s),
         capture_output=True,
         text=True,
         timeout=timeout_s + 60,
@@ -280,4 +286,83 @@ def test_a_training_job_cut_by_its_time_limit_resumes_on_its_retry(local_slurm, 
     assert len(submitted) > 3, text[-6000:]
     table = pd.read_csv(workdir / "results" / "leaderboard.csv")
     assert list(table["method"]) == ["kmeans"]
+    assert not list((workdir / "results").rglob("checkpoints/**/*.pt"))
+
+
+def test_a_training_job_preempted_with_requeue_resumes_when_slurm_restarts_it(
+    local_slurm, tmp_path
+):
+    """Preemption with requeue, as `scontrol requeue` does it: SLURM sends SIGTERM to every
+    process of the job's steps (SIGKILL KillWait later) and puts the job back in the queue
+    under the same id. The training process checkpoints at the end of its epoch and exits
+    with 75; the job step's Snakemake, on SIGTERM, waits for it ("Will exit after
+    finishing currently running jobs"). SLURM runs the job again and it resumes from that
+    epoch; the plugin sees only PENDING/RUNNING then COMPLETED: with `--slurm-requeue` and
+    no retries the run ends well, with no resubmission. SLURM holds a requeued job ~2 min
+    (BeginTime); the test starts it at once. 8,000 epochs take 30-80 s here: the requeue
+    comes once the run's first checkpoint (every 6 s) is written, well before its end."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = tiny_config()
+    config["num_eval"] = 1
+    kmeans = config["methods"]["kmeans"]
+    kmeans["metrics"] = {"lrs_hard": kmeans["metrics"]["lrs_hard"]}
+    config["methods"] = {"kmeans": kmeans}
+    config["protocols"]["digits-dsa"].update(epochs=8000, test_interval=1000, lr_grid=[0.01])
+    config["resources"] = {"checkpoint_minutes": 0.1}
+    write_config(workdir, config)
+    profile = write_test_profile(tmp_path / "profile", local_slurm)
+    settings = yaml.safe_load((profile / "config.yaml").read_text())
+    settings.update({"retries": 0, "slurm-requeue": True})
+    (profile / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+
+    output = tmp_path / "snakemake.out"
+    with output.open("w") as out:
+        proc = subprocess.Popen(
+            slurm_command(workdir, profile, RUN_TIMEOUT_S), stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        log = checkpoint = None
+        while checkpoint is None and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(1)
+            checkpoint = next((workdir / "results").glob("checkpoints/*/syn-*/*/seed0.pt"), None)
+        assert checkpoint is not None, output.read_text()[-6000:]
+        jobid = re.search(
+            r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_train/\w+_syn-",
+            output.read_text(),
+        ).group(1)
+        subprocess.run(["scontrol", "requeue", jobid], check=True)
+        log = next((workdir / "results" / "logs" / "train").glob("*/syn-*/*/seed0.log"))
+        first = ""
+        while time.monotonic() < deadline:  # the first attempt has stopped, SLURM holds it
+            state = subprocess.run(
+                ["squeue", "-h", "-j", jobid, "-o", "%T"], capture_output=True, text=True
+            ).stdout.strip()
+            first = log.read_text()
+            if state == "PENDING" and "exiting with 75" in first:
+                break
+            time.sleep(0.5)
+        subprocess.run(["scontrol", "update", f"jobid={jobid}", "StartTime=now"], check=True)
+        proc.wait(timeout=RUN_TIMEOUT_S + 60)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=90)
+    text = output.read_text()
+    assert proc.returncode == 0, f"snakemake exited {proc.returncode}:\n{text[-8000:]}"
+
+    stopped = re.search(r"stopped after epoch (\d+) on SIGTERM\S* the checkpoint is written", first)
+    assert stopped, first[-3000:]
+    assert f"resumed from epoch {stopped.group(1)} " in log.read_text(), log.read_text()[-3000:]
+    # one SLURM job, run twice; Snakemake saw no failure and submitted nothing again
+    states = subprocess.run(
+        ["sacct", "-D", "-X", "-n", "-P", "-j", jobid, "-o", "State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert states == ["REQUEUED", "COMPLETED"], states
+    assert "Error in rule" not in text, text[-6000:]
+    assert len(re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/rule_train", text)) == 3
     assert not list((workdir / "results").rglob("checkpoints/**/*.pt"))
