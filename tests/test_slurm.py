@@ -228,6 +228,22 @@ def run_through_slurm(workdir: Path, profile: Path, timeout_s: int = RUN_TIMEOUT
     return text
 
 
+def one_long_syn_run(tmp_path: Path, epochs: int, resources: dict) -> Path:
+    """A work folder whose config trains one method's syn set at one LR for `epochs`
+    epochs (one evaluation round, LRS-hard only): the job the signal tests cut."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = tiny_config()
+    config["num_eval"] = 1
+    kmeans = config["methods"]["kmeans"]
+    kmeans["metrics"] = {"lrs_hard": kmeans["metrics"]["lrs_hard"]}
+    config["methods"] = {"kmeans": kmeans}
+    config["protocols"]["digits-dsa"].update(epochs=epochs, test_interval=1000, lr_grid=[0.01])
+    config["resources"] = resources
+    write_config(workdir, config)
+    return workdir
+
+
 def test_a_training_job_cut_by_its_time_limit_resumes_on_its_retry(local_slurm, tmp_path):
     """Runs of more epochs than fit in a minute, even on an idle machine, under a 1-min
     time limit: SLURM's warning signal (`--signal=USR1@<lead>` from the profile) makes
@@ -244,16 +260,7 @@ def test_a_training_job_cut_by_its_time_limit_resumes_on_its_retry(local_slurm, 
     beside other work in the runs measured, and need at most 6 at 100 epochs/s. The
     profile's 3 retries assume a time limit near a job's runtime; here they are raised to
     6, and the run's timeout with them."""
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    config = tiny_config()
-    config["num_eval"] = 1
-    kmeans = config["methods"]["kmeans"]
-    kmeans["metrics"] = {"lrs_hard": kmeans["metrics"]["lrs_hard"]}
-    config["methods"] = {"kmeans": kmeans}
-    config["protocols"]["digits-dsa"].update(epochs=15000, test_interval=1000, lr_grid=[0.01])
-    config["resources"] = {"train_runtime": 1, "checkpoint_minutes": 0.1}
-    write_config(workdir, config)
+    workdir = one_long_syn_run(tmp_path, 15000, {"train_runtime": 1, "checkpoint_minutes": 0.1})
     profile = write_test_profile(tmp_path / "profile", local_slurm)
     settings = yaml.safe_load((profile / "config.yaml").read_text())
     for rule in ("train", "train_real"):
@@ -301,16 +308,7 @@ def test_a_training_job_preempted_with_requeue_resumes_when_slurm_restarts_it(
     no retries the run ends well, with no resubmission. SLURM holds a requeued job ~2 min
     (BeginTime); the test starts it at once. 8,000 epochs take 30-80 s here: the requeue
     comes once the run's first checkpoint (every 6 s) is written, well before its end."""
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    config = tiny_config()
-    config["num_eval"] = 1
-    kmeans = config["methods"]["kmeans"]
-    kmeans["metrics"] = {"lrs_hard": kmeans["metrics"]["lrs_hard"]}
-    config["methods"] = {"kmeans": kmeans}
-    config["protocols"]["digits-dsa"].update(epochs=8000, test_interval=1000, lr_grid=[0.01])
-    config["resources"] = {"checkpoint_minutes": 0.1}
-    write_config(workdir, config)
+    workdir = one_long_syn_run(tmp_path, 8000, {"checkpoint_minutes": 0.1})
     profile = write_test_profile(tmp_path / "profile", local_slurm)
     settings = yaml.safe_load((profile / "config.yaml").read_text())
     settings.update({"retries": 0, "slurm-requeue": True})
