@@ -161,3 +161,68 @@ def toy_split(n: int, seed: int, shape: tuple[int, int, int] = (1, 8, 8)):
     images[labels == 0, :, :, :half] += 1.0
     images[labels == 1, :, :, half:] += 1.0
     return Split(images, labels)
+
+
+def lrs_hard_score(terms: dict, **extra) -> dict:
+    """A one-round LRS-hard score record with every field the leaderboard reads, around
+    `terms` (real-hard, syn-hard, syn-any, rdm-any); `extra` adds top-level fields."""
+    summary = {q: {"mean": 1.0, "std": 0.0} for q in ("lrs", "hlr", "ior")}
+    summary["terms"] = {t: {"mean": 0.5, "std": 0.0} for t in terms}
+    return {
+        "method": "m",
+        "metric": "lrs_hard",
+        "dataset": "d",
+        "ipc": 1,
+        "settings": {"weight": 0.5},
+        "protocol_name": "p",
+        "protocols": {"syn-any": {"select": "best"}},
+        "seeds": [0],
+        "rounds": [{"terms": terms, "lrs": 20.0, "hlr": 0.4, "ior": 0.1}],
+        "summary": summary,
+        **extra,
+    }
+
+
+def accuracy_spec(rounds: list, dataset: str = "d", ipc: int = 1) -> dict:
+    """The score stage's spec for an accuracy score over `rounds` of syn-any run files."""
+    return {
+        "method": "m",
+        "metric": "accuracy",
+        "dataset": dataset,
+        "ipc": ipc,
+        "settings": {"protocol": "p"},
+        "protocol_name": "p",
+        "protocols": {"syn-any": {"select": "best"}},
+        "rounds": rounds,
+    }
+
+
+def digits_meta(mean: list[float], std: list[float]):
+    """The DatasetMeta of the digits (8×8, one channel, raw values 0-16) with this mean/std."""
+    from ddrank_steps.data.training_inputs import DatasetMeta
+
+    return DatasetMeta(
+        name="digits",
+        num_classes=10,
+        channels=1,
+        height=8,
+        width=8,
+        mean=mean,
+        std=std,
+        max_value=16.0,
+        classes=[str(c) for c in range(10)],
+    )
+
+
+def torchrun_protocol(batch_size: int) -> dict:
+    """The small fixed-LR ConvNet-3 real run the torchrun tests train (6 epochs, width 16);
+    `batch_size` is the global batch, split across the processes."""
+    return tiny_protocol(
+        "fixed",
+        model="ConvNet-3",
+        model_options={"width": 16},
+        scheduler="none",
+        epochs=6,
+        batch_size=batch_size,
+        lr=0.05,
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_protocol
+from helpers import torchrun_protocol
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [
@@ -75,15 +75,7 @@ def test_torchrun_trains_real_hard_on_every_gpu_with_nccl(tmp_path):
     prepare = [sys.executable, "-m", "ddrank_steps.stages.prepare_dataset", "--name", "digits"]
     prepare += ["--settings", '{"source": "digits"}', "--data", str(data), "--meta", str(meta)]
     subprocess.run(prepare, check=True, cwd=REPO, capture_output=True)
-    protocol = tiny_protocol(
-        "fixed",
-        model="ConvNet-3",
-        model_options={"width": 16},
-        scheduler="none",
-        epochs=6,
-        batch_size=128 * gpus,  # each process steps on 128 images
-        lr=0.05,
-    )
+    protocol = torchrun_protocol(128 * gpus)  # each process steps on 128 images
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1"]
     cmd += ["--nproc-per-node", str(gpus), "-m", "ddrank_steps.stages.train", "--real"]
     cmd += ["--set", str(data), "--data", str(data), "--meta", str(meta)]

@@ -11,21 +11,13 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from helpers import tiny_protocol
+from helpers import torchrun_protocol
 
 from ddrank_steps.training.distributed import shard_order
 from ddrank_steps.training.engine import Split, evaluate
 
 REPO = Path(__file__).resolve().parents[1]
-PROTOCOL = tiny_protocol(
-    "fixed",
-    model="ConvNet-3",
-    model_options={"width": 16},
-    scheduler="none",
-    epochs=6,
-    batch_size=128,
-    lr=0.05,
-)
+PROTOCOL = torchrun_protocol(128)
 
 
 @pytest.mark.parametrize("n,batch,world", [(10, 4, 2), (7, 4, 2), (9, 6, 3), (1, 4, 2)])

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import snakemake_command, tiny_protocol, write_config
+from helpers import accuracy_spec, snakemake_command, tiny_protocol, write_config
 
 from ddrank_steps.stages import leaderboard, score
 from ddrank_steps.training import divergence, engine
@@ -65,16 +65,7 @@ def test_a_term_whose_every_lr_diverged_is_marked_in_score_and_leaderboard(tmp_p
         }
         for seed in (0, 1)
     ]
-    spec = {
-        "method": "m",
-        "metric": "accuracy",
-        "dataset": "d",
-        "ipc": 1,
-        "settings": {"protocol": "p"},
-        "protocol_name": "p",
-        "protocols": {"syn-any": {"select": "best"}},
-        "rounds": rounds,
-    }
+    spec = accuracy_spec(rounds)
     out = tmp_path / "score.json"
     with caplog.at_level(logging.WARNING, logger="ddrank"):
         score.main(score.parser().parse_args(["--spec", json.dumps(spec), "--out", str(out)]))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import lrs_hard_score
 from snakemake.utils import validate
 
 from ddrank_steps.errors import ConfigError
@@ -74,33 +75,13 @@ def test_the_leaderboard_says_which_term_was_given(tmp_path):
         t = {"acc": acc, "lr": 0.1, "epoch": 1, "run": "r"}
         return {**t, "given": given} if given else t
 
-    rounds = [
-        {
-            "terms": {
-                "real-hard": term(0.9, "table"),
-                "syn-hard": term(0.5),
-                "syn-any": term(0.5),
-                "rdm-any": term(0.4),
-            },
-            "lrs": 20.0,
-            "hlr": 0.4,
-            "ior": 0.1,
-        }
-    ]
-    summary = {q: {"mean": 1.0, "std": 0.0} for q in ("lrs", "hlr", "ior")}
-    summary["terms"] = {t: {"mean": 0.5, "std": 0.0} for t in rounds[0]["terms"]}
-    s = {
-        "method": "m",
-        "metric": "lrs_hard",
-        "dataset": "d",
-        "ipc": 1,
-        "settings": {"weight": 0.5},
-        "protocol_name": "p",
-        "protocols": {"syn-any": {"select": "best"}},
-        "seeds": [0],
-        "rounds": rounds,
-        "summary": summary,
+    terms = {
+        "real-hard": term(0.9, "table"),
+        "syn-hard": term(0.5),
+        "syn-any": term(0.5),
+        "rdm-any": term(0.4),
     }
+    s = lrs_hard_score(terms)
     path = tmp_path / "s.json"
     path.write_text(json.dumps(s))
     table = leaderboard.rows([str(path)])

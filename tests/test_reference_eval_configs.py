@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from format_writers import write_cached_weights, write_reference_root
+from helpers import lrs_hard_score
 
 from ddrank_steps.api.ddrank_command import main as ddrank
 from ddrank_steps.api.workflow_run import checked_plan
@@ -349,22 +350,8 @@ def test_the_score_file_and_the_leaderboard_name_the_recipe(tmp_path):
 
     term = {"acc": 0.5, "lr": 0.1, "epoch": 1, "run": "r"}
     terms = {name: term for name in ("real-hard", "syn-hard", "syn-any", "rdm-any")}
-    summary = {q: {"mean": 1.0, "std": 0.0} for q in ("lrs", "hlr", "ior")}
-    summary["terms"] = {t: {"mean": 0.5, "std": 0.0} for t in terms}
     recipe = {"entry": "TinyImageNet-ConvNet-4", "source": "ddrank's own choice"}
-    score = {
-        "method": "m",
-        "metric": "lrs_hard",
-        "dataset": "d",
-        "ipc": 1,
-        "settings": {"weight": 0.5},
-        "protocol_name": "p",
-        "protocols": {"syn-any": {"select": "best"}},
-        "seeds": [0],
-        "rounds": [{"terms": terms, "lrs": 20.0, "hlr": 0.4, "ior": 0.1}],
-        "summary": summary,
-        "real_recipe": {**recipe, "reference": False},
-    }
+    score = lrs_hard_score(terms, real_recipe={**recipe, "reference": False})
     path = tmp_path / "s.json"
     path.write_text(json.dumps(score))
     table = leaderboard.rows([str(path)])

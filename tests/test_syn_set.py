@@ -15,23 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import digits_meta
 
 from ddrank_steps.data.syn_import import import_set, read_images, resolve_labels, resolve_lr
-from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
-META = DatasetMeta(
-    name="digits",
-    num_classes=10,
-    channels=1,
-    height=8,
-    width=8,
-    mean=[0.3],
-    std=[0.4],
-    max_value=16.0,
-    classes=[str(c) for c in range(10)],
-)
+META = digits_meta([0.3], [0.4])
 IPC = 2
 N = 10 * IPC
 SORTED = torch.arange(10).repeat_interleave(IPC)

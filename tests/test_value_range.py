@@ -10,11 +10,11 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers import accuracy_spec, digits_meta
 from sklearn.datasets import load_digits
 
 from ddrank_steps.data import value_range
 from ddrank_steps.data.syn_import import import_set
-from ddrank_steps.data.training_inputs import DatasetMeta
 from ddrank_steps.errors import InputError
 from ddrank_steps.stages import leaderboard, score
 
@@ -22,17 +22,7 @@ DIGITS = load_digits()
 RAW = torch.tensor(DIGITS.images[:200], dtype=torch.float32).unsqueeze(1)  # 0-16, (N,1,8,8)
 MEAN = [float((RAW / 16).mean())]
 STD = [float((RAW / 16).std())]
-META = DatasetMeta(
-    name="digits",
-    num_classes=10,
-    channels=1,
-    height=8,
-    width=8,
-    mean=MEAN,
-    std=STD,
-    max_value=16.0,
-    classes=[str(c) for c in range(10)],
-)
+META = digits_meta(MEAN, STD)
 
 
 def normalised() -> torch.Tensor:
@@ -91,16 +81,9 @@ def test_an_ambiguous_set_is_logged_and_reaches_the_leaderboard(tmp_path, caplog
         "data": None,
     }
     (tmp_path / "run.json").write_text(json.dumps(run))
-    spec = {
-        "method": "m",
-        "metric": "accuracy",
-        "dataset": "digits",
-        "ipc": 2,
-        "settings": {"protocol": "p"},
-        "protocol_name": "p",
-        "protocols": {"syn-any": {"select": "best"}},
-        "rounds": [{"seed": 0, "terms": {"syn-any": str(tmp_path / "run.json")}}],
-    }
+    spec = accuracy_spec(
+        [{"seed": 0, "terms": {"syn-any": str(tmp_path / "run.json")}}], dataset="digits", ipc=2
+    )
     out = tmp_path / "score.json"
     score.main(score.parser().parse_args(["--spec", json.dumps(spec), "--out", str(out)]))
     assert "never normalised" in json.loads(out.read_text())["summary"]["set_warnings"][0]
